@@ -1,0 +1,42 @@
+# Two commands for a fresh machine (see README):
+#   make demo   installs into .venv and runs the main job on the embedded default store
+#   make test   installs into .venv and runs the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO := demo-out
+PLUGINS := plugins/datasets plugins/gpu_cuda plugins/tpu_xla plugins/fpga_dpu
+
+# torch is pinned on the same pip line as everything else: a CPU build lies on this
+# kind of machine, and any looser request would pull a multi-GB CUDA build.
+TORCH := torch==2.13.0
+
+.PHONY: install demo test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e '.[test]' $(addprefix -e ,$(PLUGINS))
+	touch $@
+
+demo: install
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(BIN)/anbench --store $(DEMO)/anbench.db sample -n 4 --seed 1 --save
+	$(BIN)/anbench --store $(DEMO)/anbench.db arch info efficientnet-b0
+	$(BIN)/anbench --store $(DEMO)/anbench.db measure --device cpu --from-store --arch efficientnet-b0 \
+		--batch-size 8 --repeats 3 --batches 2
+	$(BIN)/anbench --store $(DEMO)/anbench.db results
+	$(BIN)/anbench --store $(DEMO)/anbench.db export --format anb-json --out $(DEMO)/anb
+	$(BIN)/anbench --store $(DEMO)/anbench.db export --format csv --out $(DEMO)/csv
+	@echo "demo records: $$(ls $(DEMO)/anb | wc -l) ANB JSON files in $(DEMO)/anb, CSV in $(DEMO)/csv"
+
+# pytest exits 5 when it collects nothing: that must fail, like any failing test.
+test: install
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+clean:
+	rm -rf $(VENV) $(DEMO) anbench.db anbench.db-wal anbench.db-shm

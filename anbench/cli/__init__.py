@@ -1,0 +1,97 @@
+"""The ``anbench`` command line: thin click commands over the library.
+
+Every command turns :class:`~anbench.errors.AnbenchError` into one ``error:`` line on
+stderr and exit code 2. Plugins load when the group is built, so that their commands
+appear; a broken plugin is one warning line (see :mod:`anbench.plugins`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..errors import AnbenchError
+from .common import DEFAULT_STORE, AppContext
+
+
+class AnbenchGroup(click.Group):
+    """Maps user mistakes to one line + exit 2, and keeps tracebacks for real bugs."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AnbenchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        finally:
+            obj = ctx.find_object(AppContext)
+            if obj is not None:
+                obj.close()
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except AnbenchError as exc:  # raised while loading plugins (strict mode)
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=AnbenchGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="anbench")
+@click.option("--store", "store_path", envvar="ANBENCH_STORE", default=DEFAULT_STORE, show_default=True,
+              type=click.Path(dir_okay=False), help="SQLite results store (env ANBENCH_STORE).")
+@click.pass_context
+def cli(ctx: click.Context, store_path: str) -> None:
+    """anbench: collect hardware-aware NAS benchmark data.
+
+    Sample architectures from the Accel-NASBench (MnasNet/EfficientNet) space, count
+    their params and MACs, train, compile and measure them on devices from plugins,
+    keep every result with provenance in a local store and export records that
+    surrogate builders load as they are.
+
+    \b
+    Example:
+      anbench sample -n 5 --seed 1 --format jsonl > archs.jsonl
+      anbench measure --device cpu --arch - < archs.jsonl
+      anbench export --format anb-json --out dataset/
+    """
+    from pathlib import Path
+
+    ctx.obj = AppContext(store_path=Path(store_path))
+
+
+def _register_commands() -> None:
+    from . import arch_cmds, compile_cmd, data, measure_cmd, plugin_cmds
+
+    cli.add_command(arch_cmds.sample_cmd)
+    cli.add_command(arch_cmds.arch_group)
+    cli.add_command(measure_cmd.measure_cmd)
+    cli.add_command(compile_cmd.compile_cmd)
+    cli.add_command(data.results_cmd)
+    cli.add_command(data.export_cmd)
+    cli.add_command(data.import_cmd)
+    cli.add_command(plugin_cmds.plugins_cmd)
+    cli.add_command(plugin_cmds.doctor_cmd)
+
+
+def _load_plugins() -> None:
+    from ..plugins import get_host
+
+    host = get_host()
+    host.add_commands(cli)
+    if host.errors and os.environ.get("_ANBENCH_COMPLETE") is None:
+        host.warn()
+
+
+_register_commands()
+
+
+def main() -> None:
+    try:
+        _load_plugins()
+    except AnbenchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    cli.main(prog_name="anbench")

@@ -1,0 +1,141 @@
+"""What every command shares: the app context, output formats, architecture resolution."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import click
+
+from ..errors import AnbenchError
+
+DEFAULT_STORE = "anbench.db"
+
+
+@dataclass
+class AppContext:
+    """Lives in ``ctx.obj``. The store opens on first use, so ``--help`` never touches it."""
+
+    store_path: Path
+    _store: Any = field(default=None, repr=False)
+
+    def store(self):
+        if self._store is None:
+            from ..store import Store
+
+            self._store = Store.open(self.store_path)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def app(ctx: click.Context | None = None) -> AppContext:
+    ctx = ctx or click.get_current_context()
+    return ctx.find_object(AppContext)
+
+
+def host():
+    from ..plugins import get_host
+
+    return get_host()
+
+
+def format_option(*choices: str, default: str = "table"):
+    return click.option("--format", "fmt", type=click.Choice(choices), default=default, show_default=True,
+                        help="Output format: a human table or machine-readable JSON.")
+
+
+def print_table(rows: Iterable[Iterable[Any]], headers: list[str]) -> None:
+    from tabulate import tabulate
+
+    click.echo(tabulate(list(rows), headers=headers, tablefmt="simple", disable_numparse=True))
+
+
+def print_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+def print_jsonl(objs: Iterable[Any]) -> None:
+    for obj in objs:
+        click.echo(json.dumps(obj, separators=(", ", ": ")))
+
+
+def load_json_text(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AnbenchError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+
+
+def resolve_arch_specs(specs: Iterable[str], store_loader=None) -> list:
+    """Turn ARCH arguments into architectures.
+
+    Each spec is, in this order of tries: ``-`` (JSON lines on stdin, one 28-key object
+    per line), a named architecture, a JSON object text, a path to a JSON file (one
+    object, or JSON lines), or a stored architecture id (a unique prefix suffices).
+    """
+    from ..searchspace import NAMED, Architecture
+
+    archs = []
+    for spec in specs:
+        if spec == "-":
+            archs.extend(_parse_json_lines(sys.stdin.read(), "stdin"))
+        elif spec in NAMED:
+            archs.append(NAMED[spec])
+        elif spec.lstrip().startswith("{"):
+            archs.append(Architecture.from_record(load_json_text(spec, "ARCH")))
+        elif Path(spec).is_file():
+            try:
+                text = Path(spec).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise AnbenchError(f"cannot read architecture file {spec}: {exc}") from None
+            archs.extend(_parse_json_lines(text, spec))
+        elif store_loader is not None and _looks_like_id(spec):
+            archs.append(store_loader().architecture_by_prefix(spec))
+        else:
+            raise AnbenchError(
+                f"ARCH '{spec}' is not a JSON object, a file, a stored id or a named architecture "
+                f"(names: {', '.join(sorted(NAMED))})"
+            )
+    return archs
+
+
+def _looks_like_id(spec: str) -> bool:
+    return 4 <= len(spec) <= 16 and all(c in "0123456789abcdef" for c in spec)
+
+
+def _parse_json_lines(text: str, where: str) -> list:
+    from ..searchspace import Architecture
+
+    stripped = text.strip()
+    if not stripped:
+        raise AnbenchError(f"{where}: no architecture given (expected one JSON object per line)")
+    if stripped.startswith("{") and "\n" in stripped:
+        # a pretty-printed single object is valid too
+        try:
+            return [Architecture.from_record(_unwrap(json.loads(stripped)))]
+        except json.JSONDecodeError:
+            pass
+    archs = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        record = load_json_text(line, f"{where} line {number}")
+        try:
+            archs.append(Architecture.from_record(_unwrap(record)))
+        except AnbenchError as exc:
+            raise AnbenchError(f"{where} line {number}: {exc}") from None
+    return archs
+
+
+def _unwrap(record: Any) -> Any:
+    # accept the outputs of `anbench sample --format jsonl` and whole ANB result files
+    if isinstance(record, dict) and "architecture" in record:
+        return record["architecture"]
+    return record

@@ -1,0 +1,142 @@
+"""Params and MACs in millions, in thop's counting convention (spec 3.2).
+
+The Accel-NASBench records count, at 1x3x224x224:
+
+* Conv: output elements x (C_in / groups) x kernel area (bias ignored);
+* BatchNorm (affine): 4 x input elements;
+* AdaptiveAvgPool: (pooling window + 1) x output elements;
+* Linear: in_features x output elements;
+* activations, dropout, stochastic depth, the SE multiply and the residual add: 0.
+
+:func:`count_costs` computes that analytically from the architecture, without
+building a network. :func:`profile_costs` counts the same convention on any built
+module with a forward pass; tests hold the two (and thop itself) equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .searchspace import HEAD_CHANNELS, NUM_CLASSES, STEM_CHANNELS, Architecture
+
+DEFAULT_RESOLUTION = 224
+
+
+@dataclass(frozen=True)
+class Costs:
+    params: int
+    macs: int
+
+    @property
+    def params_m(self) -> float:
+        return self.params / 1e6
+
+    @property
+    def macs_m(self) -> float:
+        return self.macs / 1e6
+
+
+def _out_size(size: int, stride: int) -> int:
+    # padding (k-1)//2 with odd k gives ceil(size / stride)
+    return (size - 1) // stride + 1
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.params = 0
+        self.macs = 0
+
+    def conv_bn(self, c_in: int, c_out: int, kernel: int, out_hw: int, groups: int = 1) -> None:
+        self.params += c_out * (c_in // groups) * kernel * kernel + 2 * c_out
+        out_elements = c_out * out_hw * out_hw
+        self.macs += out_elements * (c_in // groups) * kernel * kernel + 4 * out_elements
+
+    def squeeze_excite(self, channels: int, squeeze: int, hw: int) -> None:
+        self.params += channels * squeeze + squeeze + squeeze * channels + channels
+        self.macs += (hw * hw + 1) * channels  # adaptive avg-pool to 1x1
+        self.macs += squeeze * channels * 2  # the two 1x1 convs on a 1x1 map
+
+
+@lru_cache(maxsize=65536)
+def _layer_costs(c_in: int, c_out: int, expansion: int, kernel: int, stride: int, se: bool, in_hw: int) -> tuple[int, int]:
+    tally = _Tally()
+    expanded = c_in * expansion
+    out_hw = _out_size(in_hw, stride)
+    if expanded != c_in:
+        tally.conv_bn(c_in, expanded, 1, in_hw)
+    tally.conv_bn(expanded, expanded, kernel, out_hw, groups=expanded)
+    if se:
+        tally.squeeze_excite(expanded, max(1, c_in // 4), out_hw)
+    tally.conv_bn(expanded, c_out, 1, out_hw)
+    return tally.params, tally.macs
+
+
+def count_costs(arch: Architecture, resolution: int = DEFAULT_RESOLUTION, num_classes: int = NUM_CLASSES) -> Costs:
+    """Params and MACs of the 2-D network for ``arch`` on a 1x3xRxR input, analytically."""
+    tally = _Tally()
+    hw = _out_size(resolution, 2)
+    tally.conv_bn(3, STEM_CHANNELS, 3, hw)
+    for block in arch.blocks():
+        for i in range(block.layers):
+            c_in = block.in_channels if i == 0 else block.out_channels
+            stride = block.stride if i == 0 else 1
+            params, macs = _layer_costs(c_in, block.out_channels, block.expansion, block.kernel, stride, block.se, hw)
+            tally.params += params
+            tally.macs += macs
+            hw = _out_size(hw, stride)
+    tally.conv_bn(block.out_channels, HEAD_CHANNELS, 1, hw)
+    tally.macs += (hw * hw + 1) * HEAD_CHANNELS  # global average pool
+    tally.params += HEAD_CHANNELS * num_classes + num_classes
+    tally.macs += HEAD_CHANNELS * num_classes
+    return Costs(tally.params, tally.macs)
+
+
+def profile_costs(model, input_shape: tuple[int, ...] = (1, 3, DEFAULT_RESOLUTION, DEFAULT_RESOLUTION)) -> Costs:
+    """Count params and MACs of a built module with one forward pass, in thop's convention.
+
+    Works for any module made of Conv1d/2d, BatchNorm1d/2d, AdaptiveAvgPool1d/2d,
+    Linear and zero-cost layers; slower than :func:`count_costs` but needs no analytic model.
+    """
+    import torch
+    from torch import nn
+
+    macs = 0
+
+    def conv(m, inputs, output):
+        nonlocal macs
+        macs += output.numel() * (m.in_channels // m.groups) * m.weight[0, 0].numel()
+
+    def batchnorm(m, inputs, output):
+        nonlocal macs
+        macs += inputs[0].numel() * (4 if m.affine else 2)
+
+    def adaptive_pool(m, inputs, output):
+        nonlocal macs
+        window = 1
+        for size_in, size_out in zip(inputs[0].shape[2:], output.shape[2:]):
+            window *= size_in // size_out
+        macs += (window + 1) * output.numel()
+
+    def linear(m, inputs, output):
+        nonlocal macs
+        macs += m.in_features * output.numel()
+
+    counters = {
+        nn.Conv1d: conv, nn.Conv2d: conv,
+        nn.BatchNorm1d: batchnorm, nn.BatchNorm2d: batchnorm,
+        nn.AdaptiveAvgPool1d: adaptive_pool, nn.AdaptiveAvgPool2d: adaptive_pool,
+        nn.Linear: linear,
+    }
+    handles = [m.register_forward_hook(counters[type(m)]) for m in model.modules() if type(m) in counters]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(input_shape))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    params = sum(p.numel() for p in model.parameters())
+    return Costs(params, macs)

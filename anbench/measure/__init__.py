@@ -1,0 +1,1 @@
+"""Measurement: timing loops over device runners, and environment capture."""

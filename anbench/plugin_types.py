@@ -1,0 +1,126 @@
+"""The objects plugins register, and the requests/results that flow through them.
+
+Protocols state what the core calls; the dataclasses are what it passes and gets back.
+Units are in field names (``_s``, ``_ms``, ``_ips``, ``_m``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from .searchspace import Architecture
+
+
+@runtime_checkable
+class Availability(Protocol):
+    name: str
+    summary: str
+
+    def availability(self) -> str | None:
+        """``None`` when usable here, else one line saying why not."""
+
+
+# --- devices ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeasureRequest:
+    """What to run: the network for ``arch`` on inputs of ``batch_size x input_shape``.
+
+    ``artifact`` is set for devices that run compiled artifacts (DPUs); ``activation``
+    and ``precision`` are the model variant; ``threads`` is a host-thread hint (0 = the
+    runner's default).
+    """
+
+    arch: Architecture
+    batch_size: int
+    input_shape: tuple[int, ...] = (3, 224, 224)
+    activation: str = "relu"
+    precision: str = "fp32"
+    threads: int = 0
+    artifact: Path | None = None
+    seed: int = 0
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "batch_size": self.batch_size,
+            "input_shape": list(self.input_shape),
+            "activation": self.activation,
+            "precision": self.precision,
+            "threads": self.threads,
+            "artifact": str(self.artifact) if self.artifact else None,
+        }
+
+
+class DeviceRunner(Availability, Protocol):
+    """A device that runs inference. See :func:`anbench.hookspecs.register_devices`."""
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able facts about the host and device for provenance (no secrets)."""
+
+    def prepare(self, request: MeasureRequest) -> Any:
+        """Build/load the model, move it to the device, make inputs; return an opaque handle.
+
+        Raise :class:`anbench.errors.AnbenchError` for requests this device cannot serve.
+        """
+
+    def run(self, prepared: Any, batches: int) -> None:
+        """Run ``batches`` forward passes of the prepared batch; return only when the device is done."""
+
+    def release(self, prepared: Any) -> None:
+        """Free what ``prepare`` allocated."""
+
+
+# --- datasets / trainers / compilers ---------------------------------------------------
+
+
+class Dataset(Availability, Protocol):
+    task: str  # "image2d" | "seq1d"
+    num_classes: int
+    input_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    arch: Architecture
+    dataset: str
+    recipe: dict[str, Any]
+    run_dir: Path
+    seed: int
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    val_top1: float
+    val_top5: float | None
+    train_time_s: float
+    metric_epochs: tuple[int, ...]
+    checkpoint: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Trainer(Availability, Protocol):
+    def train(self, request: TrainRequest) -> TrainResult: ...
+
+
+@dataclass(frozen=True)
+class CompileRequest:
+    arch: Architecture
+    target: str
+    workdir: Path
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CompiledArtifact:
+    path: Path
+    target: str
+    fingerprint: dict[str, Any]
+
+
+class Compiler(Availability, Protocol):
+    targets: tuple[str, ...]
+
+    def compile(self, request: CompileRequest) -> CompiledArtifact: ...

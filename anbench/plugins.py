@@ -200,20 +200,21 @@ class PluginHost:
                     self.fail(info, exc)
 
     def add_commands(self, cli) -> None:
-        builtin = set(cli.commands)
+        """Let plugins add click commands; one that replaces a built-in command fails."""
+        builtin = dict(cli.commands)
         for impl in self.pm.hook.register_commands.get_hookimpls():
             info = self.infos[impl.plugin_name]
             if info.error:
                 continue
-            before = set(cli.commands)
+            before = dict(cli.commands)
             try:
                 impl.function(**{"cli": cli} if impl.argnames else {})
-                clash = builtin & {n for n in cli.commands if cli.commands[n] is not None} - before
-                if clash:
-                    raise ValueError(f"command '{sorted(clash)[0]}' shadows a built-in command")
+                shadowed = sorted(n for n, cmd in builtin.items() if cli.commands.get(n) is not cmd)
+                if shadowed:
+                    raise ValueError(f"command '{shadowed[0]}' shadows a built-in command")
             except Exception as exc:
-                for name in set(cli.commands) - before:
-                    del cli.commands[name]
+                cli.commands.clear()
+                cli.commands.update(before)
                 self.fail(info, exc)
 
     def warn(self, stream=None) -> None:

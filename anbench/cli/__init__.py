@@ -41,7 +41,7 @@ class AnbenchGroup(click.Group):
 @click.group(cls=AnbenchGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="anbench")
 @click.option("--store", "store_path", envvar="ANBENCH_STORE", default=DEFAULT_STORE, show_default=True,
-              type=click.Path(dir_okay=False), help="SQLite results store (env ANBENCH_STORE).")
+              type=click.Path(), help="SQLite results store (env ANBENCH_STORE).")
 @click.pass_context
 def cli(ctx: click.Context, store_path: str) -> None:
     """anbench: collect hardware-aware NAS benchmark data.

@@ -1,0 +1,303 @@
+"""Import Accel-NASBench JSON records (``result_<i>.json``) into the store.
+
+Contract:
+
+* Every ``result_*.json`` of the directory is read in integer-index order and validated
+  before anything is written; a bad record is one :class:`AnbenchError` line naming the
+  file and the key, and nothing is imported (unless ``skip_invalid``: then it is reported
+  and skipped, and the rest is imported).
+* Per record: the architecture (origin ``{"source": "anb-json", "file", "index",
+  "model_info"}``), ``metrics`` as one ``train`` result (target ``imagenet``, metrics
+  ``val_top1``, ``val_top5``, ``train_time_s``) and every measured device of
+  ``platform_perf`` as one ``measure`` result (``latency_<d>`` and ``throughput_<d>`` merge
+  into device ``d`` with ``latency_ms_mean/std`` and ``throughput_ips_mean/std``). Devices
+  beyond the 8 of Accel-NASBench (written by anbench's own export) are imported too.
+  Imported results have source ``anb-json`` and settings ``{"source": "anb-json"}``, so
+  re-importing the same records adds nothing.
+* Params/MACs are recomputed and compared with ``model_info`` (tolerance 1e-6 M);
+  disagreements are reported, never written over the record's values.
+* The first record of an architecture (index order) wins; later ones are reported as
+  duplicates. The whole import is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import AnbenchError
+from .export import ANB_PLATFORM_KEYS, IMPORT_SOURCE, RESULT_FILE, STORE_METRIC, TRAIN_METRICS
+from .searchspace import Architecture
+from .store import StageResult, Store
+
+TOP_LEVEL_KEYS = ("architecture", "metrics", "model_info", "platform_perf")
+MODEL_INFO_KEYS = ("macs", "params")
+IMPORT_SETTINGS = {"source": IMPORT_SOURCE}
+TRAIN_TARGET = "imagenet"
+COST_TOLERANCE_M = 1e-6
+_PERF_KEY = re.compile(r"^(latency|throughput)_(.+)$")
+
+
+@dataclass
+class ParsedRecord:
+    """One validated record: what will be stored for it."""
+
+    file: str
+    index: int
+    arch: Architecture
+    train_metrics: dict[str, Any] | None  # store names; None when the record has no training values
+    model_info: dict[str, Any]
+    measures: dict[str, dict[str, Any]]  # device -> store metrics
+    carried: dict[tuple[str, str], dict] = field(default_factory=dict)  # (stage, device) -> anbench entry
+
+
+@dataclass
+class ImportSummary:
+    records_read: int = 0
+    new_architectures: int = 0
+    trainings_added: int = 0
+    measurements_added: int = 0
+    already_stored: int = 0
+    invalid: list[str] = field(default_factory=list)  # one line each
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (file, file that won)
+    cost_disagreements: list[str] = field(default_factory=list)  # one line each
+
+    @property
+    def skipped(self) -> int:
+        return len(self.invalid) + len(self.duplicates)
+
+    def lines(self, few: int = 3) -> list[str]:
+        """The human summary, one fact a line."""
+        out = [
+            f"records read: {self.records_read}",
+            f"architectures: {self.new_architectures} new",
+            f"trainings added: {self.trainings_added}, measurements added: {self.measurements_added}"
+            + (f" ({self.already_stored} already stored)" if self.already_stored else ""),
+            f"skipped: {self.skipped} ({len(self.invalid)} invalid, {len(self.duplicates)} duplicate architectures)",
+        ]
+        if self.duplicates:
+            shown = ", ".join(f"{f} (= {w})" for f, w in self.duplicates[:few])
+            out.append(f"  duplicates: {shown}{', ...' if len(self.duplicates) > few else ''}")
+        out.append(f"cost disagreements (params/MACs vs model_info, tolerance {COST_TOLERANCE_M:g} M): "
+                   f"{len(self.cost_disagreements)}")
+        for line in self.cost_disagreements[:few]:
+            out.append(f"  {line}")
+        if len(self.cost_disagreements) > few:
+            out.append(f"  ... and {len(self.cost_disagreements) - few} more")
+        return out
+
+
+class _Invalid(Exception):
+    """A record problem; the message names the key (the caller adds the file)."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _describe(value: Any) -> str:
+    kind = {str: "string", bool: "boolean", list: "list", dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
+    shown = json.dumps(value) if not isinstance(value, (list, dict)) else kind
+    return f"{kind} {shown}" if kind != shown else kind
+
+
+def _number(where: str, value: Any, nullable: bool = True) -> Any:
+    if value is None and nullable:
+        return None
+    if not _is_number(value):
+        need = "a number or null" if nullable else "a number"
+        raise _Invalid(f"{where} must be {need}, got {_describe(value)}")
+    return value
+
+
+def _object(where: str, value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise _Invalid(f"{where} must be a JSON object, got {_describe(value)}")
+    return value
+
+
+def _exact_keys(where: str, value: dict, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if key not in value:
+            raise _Invalid(f"{where} is missing key '{key}'")
+    for key in value:
+        if key not in keys:
+            raise _Invalid(f"{where} has unknown key '{key}' (expected {', '.join(keys)})")
+
+
+def parse_record(file: str, index: int, data: Any) -> ParsedRecord:
+    """Validate one decoded record; AnbenchError ``"<file>: <what>"`` naming the bad key."""
+    try:
+        return _parse(file, index, data)
+    except (_Invalid, AnbenchError) as exc:
+        raise AnbenchError(f"{file}: {exc}") from None
+
+
+def _parse(file: str, index: int, data: Any) -> ParsedRecord:
+    record = _object("the record", data)
+    for key in TOP_LEVEL_KEYS:
+        if key not in record:
+            raise _Invalid(f"missing top-level key '{key}'")
+    try:
+        arch = Architecture.from_record(record["architecture"])
+    except AnbenchError as exc:
+        raise _Invalid(f"architecture: {exc}") from None
+
+    metrics = _object("metrics", record["metrics"])
+    _exact_keys("metrics", metrics, tuple(anb for anb, _ in TRAIN_METRICS))
+    train = {key: _number(f"metrics.{anb}", metrics[anb]) for anb, key in TRAIN_METRICS}
+    train_metrics = train if any(v is not None for v in train.values()) else None
+
+    info = _object("model_info", record["model_info"])
+    _exact_keys("model_info", info, MODEL_INFO_KEYS)
+    for key in MODEL_INFO_KEYS:
+        _number(f"model_info.{key}", info[key], nullable=False)
+
+    perf = _object("platform_perf", record["platform_perf"])
+    for metric, device in ANB_PLATFORM_KEYS:
+        if f"{metric}_{device}" not in perf:
+            raise _Invalid(f"platform_perf is missing key '{metric}_{device}'")
+    measures: dict[str, dict[str, Any]] = {}
+    for key, entry in perf.items():
+        match = _PERF_KEY.match(key)
+        if not match:
+            raise _Invalid(f"platform_perf has unknown key '{key}' (expected latency_<device> or throughput_<device>)")
+        metric, device = match.groups()
+        where = f"platform_perf.{key}"
+        entry = _object(where, entry)
+        _exact_keys(where, entry, (f"{metric}_mean", f"{metric}_std"))
+        mean = _number(f"{where}.{metric}_mean", entry[f"{metric}_mean"])
+        std = _number(f"{where}.{metric}_std", entry[f"{metric}_std"])
+        if mean is None:
+            if std is not None:
+                raise _Invalid(f"{where}.{metric}_std is {std} but {metric}_mean is null")
+            continue
+        prefix = STORE_METRIC[metric]
+        measures.setdefault(device, {}).update({f"{prefix}_mean": mean, f"{prefix}_std": std})
+
+    parsed = ParsedRecord(file, index, arch, train_metrics, dict(info), measures)
+    parsed.carried = _carried_entries(record.get("anbench"))
+    return parsed
+
+
+def _carried_entries(block: Any) -> dict[tuple[str, str], dict]:
+    """Provenance entries of a record anbench exported, by (stage, exported device or "")."""
+    out: dict[tuple[str, str], dict] = {}
+    if not isinstance(block, dict) or not isinstance(block.get("results"), list):
+        return out
+    for entry in block["results"]:
+        if not isinstance(entry, dict) or entry.get("stage") not in ("train", "measure"):
+            continue
+        name = "" if entry["stage"] == "train" else entry.get("exported_as", entry.get("target"))
+        if isinstance(name, str):
+            out.setdefault((entry["stage"], name), entry)
+    return out
+
+
+def list_record_files(directory: Path) -> list[tuple[int, Path]]:
+    """``result_*.json`` files of ``directory`` sorted by integer index (name breaks ties).
+
+    A ``result_*.json`` whose middle is not an integer gets index -1; :func:`read_records`
+    reports it as invalid.
+    """
+    if not directory.exists():
+        raise AnbenchError(f"import directory {directory} does not exist")
+    if not directory.is_dir():
+        raise AnbenchError(f"{directory} is not a directory (give the folder holding result_*.json)")
+    files = []
+    for path in directory.glob("result_*.json"):
+        match = RESULT_FILE.match(path.name)
+        files.append((int(match.group(1)) if match else -1, path))
+    if not files:
+        raise AnbenchError(f"no result_*.json files in {directory}")
+    return sorted(files, key=lambda item: (item[0], item[1].name))
+
+
+def read_records(directory: str | os.PathLike, skip_invalid: bool = False) -> tuple[list[ParsedRecord], list[str], int]:
+    """Read and validate every record: (valid records, invalid lines, files read).
+
+    Without ``skip_invalid`` the first invalid record raises its AnbenchError.
+    """
+    parsed, invalid = [], []
+    files = list_record_files(Path(directory))
+    for index, path in files:
+        try:
+            if index < 0:
+                raise AnbenchError(f"{path.name}: file name must be result_<integer>.json")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise AnbenchError(f"{path.name}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise AnbenchError(f"{path.name}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+            parsed.append(parse_record(path.name, index, data))
+        except AnbenchError as exc:
+            if not skip_invalid:
+                raise
+            invalid.append(str(exc))
+    return parsed, invalid, len(files)
+
+
+def _cost_disagreement(record: ParsedRecord) -> str | None:
+    from .costs import count_costs
+
+    costs = count_costs(record.arch)
+    wrong = []
+    for key, computed in (("params", costs.params_m), ("macs", costs.macs_m)):
+        if abs(computed - record.model_info[key]) > COST_TOLERANCE_M:
+            wrong.append(f"{key} {record.model_info[key]!r} (computed {computed!r})")
+    return f"{record.file}: model_info " + ", ".join(wrong) if wrong else None
+
+
+def import_anb_json(store: Store, directory: str | os.PathLike, skip_invalid: bool = False) -> ImportSummary:
+    """Import the records of ``directory`` into ``store`` in one transaction (module contract)."""
+    from .measure.environment import utc_now
+
+    records, invalid, files = read_records(directory, skip_invalid)
+    summary = ImportSummary(records_read=files, invalid=invalid)
+    first_file: dict[str, str] = {}
+    unique = []
+    for record in records:
+        if record.arch.id in first_file:
+            summary.duplicates.append((record.file, first_file[record.arch.id]))
+            continue
+        first_file[record.arch.id] = record.file
+        unique.append(record)
+        line = _cost_disagreement(record)
+        if line:
+            summary.cost_disagreements.append(line)
+
+    now = utc_now()
+    with store.transaction():
+        for record in unique:
+            origin = {"source": IMPORT_SOURCE, "file": record.file, "index": record.index, "model_info": record.model_info}
+            summary.new_architectures += store.add_architecture(record.arch, origin)
+            pending = []
+            if record.train_metrics is not None:
+                carried = record.carried.get(("train", ""))
+                # a record anbench exported names its dataset; the released records are ImageNet
+                target = carried.get("target") if carried and isinstance(carried.get("target"), str) else TRAIN_TARGET
+                pending.append(("train", target, record.train_metrics, carried))
+            for device, metrics in record.measures.items():
+                pending.append(("measure", device, metrics, record.carried.get(("measure", device))))
+            for stage, target, metrics, carried in pending:
+                provenance: dict[str, Any] = {"imported_from": record.file, "imported_at": now}
+                if carried is not None:
+                    provenance["anbench_export"] = carried
+                result = StageResult(record.arch.id, stage, target, dict(IMPORT_SETTINGS), metrics, provenance,
+                                     source=IMPORT_SOURCE, created_at=now)
+                if store.add_result(result):
+                    if stage == "train":
+                        summary.trainings_added += 1
+                    else:
+                        summary.measurements_added += 1
+                else:
+                    summary.already_stored += 1
+    return summary

@@ -1,0 +1,96 @@
+"""Dataset descriptions and their availability checks (no data is read here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+
+class _FolderDataset:
+    """A dataset whose files live in the folder named by the environment variable ``env_var``.
+
+    ``required`` lists, per needed file, the glob patterns any one of which satisfies it.
+    """
+
+    name: str
+    summary: str
+    task: str
+    num_classes: int
+    input_shape: tuple[int, ...]
+    env_var: str
+    required: tuple[tuple[str, ...], ...]
+    needs_module: tuple[str, str] | None = None  # (importable module, pip name)
+
+    def data_dir(self) -> Path | None:
+        value = os.environ.get(self.env_var, "").strip()
+        return Path(value).expanduser() if value else None
+
+    def _wanted(self) -> str:
+        return " and ".join(" or ".join(patterns) for patterns in self.required)
+
+    def availability(self) -> str | None:
+        if self.needs_module and importlib.util.find_spec(self.needs_module[0]) is None:
+            return f"{self.needs_module[1]} is not installed"
+        folder = self.data_dir()
+        if folder is None or not folder.is_dir():
+            where = f" ({folder} is not a folder)" if folder is not None else ""
+            return f"set {self.env_var} to the folder with {self._wanted()}{where}"
+        missing = [" or ".join(patterns) for patterns in self.required
+                   if not any(any(folder.glob(pattern)) for pattern in patterns)]
+        if missing:
+            return f"{self.env_var}={folder} has no {' and no '.join(missing)}"
+        return None
+
+
+class ImageNetDataset(_FolderDataset):
+    name = "imagenet"
+    summary = "ImageNet-1k from FFCV files (train/val .ffcv or .beton), 1000 classes"
+    task = "image2d"
+    num_classes = 1000
+    input_shape = (3, 224, 224)
+    env_var = "ANBENCH_IMAGENET_DIR"
+    required = (("train*.ffcv", "train*.beton"), ("val*.ffcv", "val*.beton"))
+    needs_module = ("ffcv", "ffcv")
+
+    def availability(self) -> str | None:
+        if importlib.util.find_spec("ffcv") is None:
+            return "ffcv is not installed"
+        folder = self.data_dir()
+        if folder is None or not folder.is_dir():
+            return f"set {self.env_var} to the folder with the train/val .ffcv files"
+        return super().availability()
+
+
+class EcgDataset(_FolderDataset):
+    name = "ecg"
+    summary = "PhysioNet/CinC 2017 ECG windows of 1000 samples, 4 classes (NAS-Bench-360)"
+    task = "seq1d"
+    num_classes = 4
+    input_shape = (1, 1000)
+    env_var = "ANBENCH_ECG_DIR"
+    required = (("challenge2017.pkl",),)
+
+
+class SatelliteDataset(_FolderDataset):
+    name = "satellite"
+    summary = "satellite image time series, 46 steps, 24 classes (NAS-Bench-360)"
+    task = "seq1d"
+    num_classes = 24
+    input_shape = (1, 46)
+    env_var = "ANBENCH_SATELLITE_DIR"
+    required = (("satellite_train.npy", "satellite_train.beton"), ("satellite_test.npy", "satellite_test.beton"))
+
+
+class DeepSeaDataset(_FolderDataset):
+    name = "deepsea"
+    summary = "DeepSEA one-hot DNA, 4x1000, 36 binary chromatin-profile outputs (NAS-Bench-360)"
+    task = "seq1d"
+    num_classes = 36  # outputs of a multi-label task, not exclusive classes
+    multilabel = True
+    input_shape = (4, 1000)
+    env_var = "ANBENCH_DEEPSEA_DIR"
+    required = (("deepsea_filtered.npz",),)
+
+
+DATASETS = (ImageNetDataset, EcgDataset, SatelliteDataset, DeepSeaDataset)

@@ -1,0 +1,25 @@
+"""anbench plugin ``gpu_cuda``: the ``cuda`` device runner.
+
+PyTorch inference on an NVIDIA GPU the way the Accel-NASBench GPU measurements ran it:
+random-weight network in deploy mode, ``channels_last``, fp16 autocast or fp32, under
+``torch.inference_mode``. ``run()`` synchronises the device before it returns, so the
+caller's wall clock measures finished work.
+
+The runner takes any ``torch.device``: ``CudaDevice(device="cpu")`` runs the same code
+path on the CPU (synchronisation is then a no-op), which is how it is tested on machines
+without a GPU. Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+from anbench import hookimpl
+
+from .runner import CudaDevice
+
+__version__ = "0.1.0"
+__all__ = ["CudaDevice", "register_devices"]
+
+
+@hookimpl
+def register_devices(register):
+    register(CudaDevice())

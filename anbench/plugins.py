@@ -144,8 +144,6 @@ class PluginHost:
             self.pm.register(module, name=info.name)
             info.module = getattr(module, "__name__", None)
             self._check_pending(info)
-        except AnbenchError:
-            raise
         except Exception as exc:  # a third-party import can raise anything
             self.fail(info, exc)
             return
@@ -164,18 +162,22 @@ class PluginHost:
                      lambda module=module: importlib.import_module(module))
 
     def load_entry_points(self, allowed: set[str] | None, blocked: set[str]) -> None:
-        seen: set[str] = set()
+        seen: set[tuple[str, str | None]] = set()
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             dist = ep.dist.name if ep.dist else None
-            if ep.name in seen or ep.name in blocked or (dist and dist in blocked):
+            # the same distribution can be found twice on sys.path; load it once
+            if (ep.name, dist) in seen or ep.name in blocked or (dist and dist in blocked):
                 continue
             if allowed is not None and ep.name not in allowed and (dist not in allowed):
                 continue
-            seen.add(ep.name)
+            seen.add((ep.name, dist))
             info = PluginInfo(ep.name, builtin=False, distribution=dist, version=ep.dist.version if ep.dist else None)
             if ep.name in self.infos:
-                self.infos.setdefault(f"{ep.name}@{dist}", info)
-                self.fail(info, f"plugin name '{ep.name}' is already taken")
+                owner = self.infos[ep.name]
+                # listed under its own key, so that failing it leaves the first owner alone
+                info.name = f"{ep.name}@{dist}"
+                self.infos[info.name] = info
+                self.fail(info, f"plugin name '{ep.name}' is already taken by {owner.distribution or 'another plugin'}")
                 continue
             self.add(info, ep.load)
 

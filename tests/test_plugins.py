@@ -345,3 +345,30 @@ def test_registered_object_without_a_name_is_a_load_error(site):
     ''')
     host = site.host()
     assert [e.plugin for e in host.errors] == ["nameless"] and "no string 'name'" in host.errors[0].error
+
+
+def test_entry_point_named_like_a_builtin_fails_alone_and_leaves_the_builtin(site):
+    site.install("cpu", device_plugin("notcpu"), dist="anbench-impostor")
+    host = site.host()
+    assert [(e.plugin, e.distribution) for e in host.errors] == [("cpu@anbench-impostor", "anbench-impostor")]
+    assert "plugin name 'cpu' is already taken by anbench" in host.errors[0].error
+    assert host.registry.owner[("devices", "cpu")] == "cpu"  # the built-in is still registered
+    assert "notcpu" not in host.registry.items["devices"]
+
+
+def test_two_distributions_with_one_entry_point_name_the_second_fails(site):
+    site.install("twin", device_plugin("twin-a"), dist="anbench-twin-a")
+    site.install("twin", device_plugin("twin-b"), dist="anbench-twin-b")
+    host = site.host()
+    assert len(host.errors) == 1 and "plugin name 'twin' is already taken by anbench-twin-" in host.errors[0].error
+    assert len([d for d in ("twin-a", "twin-b") if d in host.registry.items["devices"]]) == 1
+
+
+def test_a_plugin_raising_anbench_error_at_import_is_a_load_error_not_a_dead_cli(site):
+    site.install("grumpy", '''
+    from anbench.errors import AnbenchError
+    raise AnbenchError("grumpy needs GRUMPY_HOME")
+    ''')
+    host = site.host()
+    assert [(e.plugin, e.error) for e in host.errors] == [("grumpy", "AnbenchError: grumpy needs GRUMPY_HOME")]
+    assert host.registry.device("cpu")

@@ -6,7 +6,7 @@ import click
 
 from ..costs import count_costs
 from ..searchspace import SAMPLER_VERSION, Constraints, sample
-from .common import app, format_option, print_jsonl, print_table, resolve_arch_specs
+from .common import app, format_option, print_json, print_jsonl, print_table, resolve_arch_specs
 
 
 def arch_row(arch) -> dict:
@@ -57,7 +57,7 @@ def sample_cmd(count, seed, start, no_se, macs_min, macs_max, params_min, params
     if fmt == "jsonl":
         print_jsonl(rows)
     elif fmt == "json":
-        click.echo(__import__("json").dumps(rows, indent=2))
+        print_json(rows)
     else:
         print_table(([r["index"], r["id"], a.compact, f"{r['params_m']:.6f}", f"{r['macs_m']:.6f}"]
                      for r, a in zip(rows, archs)), ["index", "id", "architecture", "params_m", "macs_m"])

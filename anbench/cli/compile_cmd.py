@@ -9,6 +9,7 @@ import click
 from ..errors import AnbenchError
 from ..measure.environment import provenance, utc_now
 from ..plugin_types import CompileRequest
+from ..store import StageResult
 from .common import app, format_option, host, print_json, resolve_arch_specs
 
 
@@ -42,8 +43,6 @@ def compile_cmd(target, arch_specs, workdir, fmt):
         artifact = compiler.compile(request)
         settings = {"compiler": compiler.name, **request.settings}
         store.add_architecture(arch, origin={"source": "compile"})
-        from ..store import StageResult
-
         store.add_result(StageResult(
             arch_id=arch.id, stage="compile", target=target, settings=settings,
             metrics={"artifact": str(artifact.path), "fingerprint": artifact.fingerprint},

@@ -8,6 +8,7 @@ from ..errors import AnbenchError
 from ..measure.environment import provenance, utc_now
 from ..measure.timing import TimingPolicy, measure
 from ..plugin_types import MeasureRequest
+from ..store import StageResult
 from .common import app, format_option, host, print_json, resolve_arch_specs
 
 
@@ -66,8 +67,6 @@ def measure_cmd(device_name, arch_specs, from_store, batch_size, resolution, act
             continue
         started = utc_now()
         result = measure(runner, request, policy, latency=not no_latency)
-        from ..store import StageResult
-
         store.add_result(StageResult(
             arch_id=arch.id, stage="measure", target=device_name, settings=settings, metrics=result.metrics(),
             provenance=provenance(settings=settings, device=device_facts, seeds={"input": request.seed},

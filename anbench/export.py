@@ -48,7 +48,7 @@ ANB_PLATFORM_KEYS = (
     ("throughput", "zcu102"),
     ("throughput", "vck190"),
 )
-ANB_DEVICES = ("zcu102", "vck190", "a100", "3090", "tpuv2", "tpuv3")
+ANB_DEVICES = tuple(dict.fromkeys(device for _, device in ANB_PLATFORM_KEYS))
 # ANB metric name -> the store's metric prefix (units in names).
 STORE_METRIC = {"latency": "latency_ms", "throughput": "throughput_ips"}
 # store train metric -> ANB metrics key
@@ -66,6 +66,11 @@ class ExportSummary:
     trained: int = 0
     measured: dict[str, int] = field(default_factory=dict)
     removed_stale: int = 0
+
+    def count(self, item: "_ArchData") -> None:
+        self.trained += item.train is not None
+        for device in item.measures:
+            self.measured[device] = self.measured.get(device, 0) + 1
 
 
 def parse_device_specs(specs: Iterable[str] | None) -> dict[str, str] | None:
@@ -262,9 +267,7 @@ def export_anb_json(store: Store, out_dir: str | os.PathLike, overwrite: bool = 
         write_atomic(out_dir / name, json.dumps(build_record(item)))
         written.add(name)
         summary.files += 1
-        summary.trained += item.train is not None
-        for device in item.measures:
-            summary.measured[device] = summary.measured.get(device, 0) + 1
+        summary.count(item)
     for path in existing:
         if path.name not in written:
             try:
@@ -306,14 +309,9 @@ def export_csv(store: Store, out_dir: str | os.PathLike, overwrite: bool = False
         row = [item.stored.id, *item.stored.arch.to_record().values(), info["params"], info["macs"],
                train.get("val_top1"), train.get("val_top5"), train.get("train_time_s")]
         for metric, device in pairs:
-            result = item.measures.get(device)
-            prefix = STORE_METRIC[metric]
-            metrics = result.metrics if result else {}
-            row += [metrics.get(f"{prefix}_mean"), metrics.get(f"{prefix}_std")]
+            row += _perf_entry(metric, item.measures.get(device)).values()
         writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row])
-        summary.trained += item.train is not None
-        for device in item.measures:
-            summary.measured[device] = summary.measured.get(device, 0) + 1
+        summary.count(item)
     write_atomic(target, buffer.getvalue())
     summary.files = 1
     return summary

@@ -85,8 +85,8 @@ class Registry:
             if owner == plugin:
                 obj = self.items[kind].pop(name)
                 del self.owner[(kind, name)]
-                for target in getattr(obj, "targets", ()) if kind == "compilers" else ():
-                    self.targets.pop(target, None)
+                for target in [t for t, compiler in self.targets.items() if compiler is obj]:
+                    del self.targets[target]
 
     def get(self, kind: str, name: str) -> Any:
         try:

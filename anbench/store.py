@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import AnbenchError
+from .measure.environment import utc_now
 from .searchspace import Architecture
 
 SCHEMA_VERSION = 1
@@ -74,12 +75,6 @@ def _dumps(value: Any) -> str:
 def canonical_json(value: Any) -> str:
     """Key-sorted compact JSON: equal values give equal text (used for result keys)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def _utc_now() -> str:
-    from .measure.environment import utc_now
-
-    return utc_now()
 
 
 @dataclass
@@ -225,7 +220,7 @@ class Store:
             self.conn.execute(
                 "INSERT INTO architectures (id, record_json, params_m, macs_m, origin_json, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (arch.id, _dumps(arch.to_record()), costs.params_m, costs.macs_m, _dumps(origin or {}), _utc_now()),
+                (arch.id, _dumps(arch.to_record()), costs.params_m, costs.macs_m, _dumps(origin or {}), utc_now()),
             )
             return True
 
@@ -275,7 +270,7 @@ class Store:
         """
         if result.stage not in STAGES:
             raise AnbenchError(f"unknown stage '{result.stage}'; stages: {', '.join(STAGES)}")
-        created_at = result.created_at or _utc_now()
+        created_at = result.created_at or utc_now()
         row = (
             result.key, result.arch_id, result.stage, result.target, _dumps(result.settings),
             _dumps(result.metrics), _dumps(result.provenance), result.source, created_at,

@@ -11,7 +11,7 @@ import pytest
 
 import anbench
 from anbench.builtin.cpu import CpuDevice
-from anbench.testing import DeviceContract, register_test_plugin
+from anbench.testing import DatasetContract, DeviceContract, register_test_plugin
 from anbench.testing.contract import secret_findings
 
 pytest_plugins = ["pytester"]
@@ -257,3 +257,25 @@ def test_contract_request_uses_the_tunable_workload():
     request = Tuned().contract_request(3)
     assert (request.batch_size, request.input_shape, request.arch) == (3, (3, 64, 64), anbench.searchspace.named("efficientnet-b0"))
     json.dumps(request.settings())
+
+
+class TestSyntheticDatasetContract(DatasetContract):
+    @pytest.fixture
+    def dataset(self):
+        from anbench.builtin.synthetic import SyntheticDataset
+
+        return SyntheticDataset()
+
+
+def test_synthetic_batches_are_seeded_and_shaped():
+    import torch
+
+    from anbench.builtin.synthetic import SyntheticDataset
+
+    data = SyntheticDataset()
+    images, labels = data.batch(4, seed=3, resolution=32)
+    assert images.shape == (4, 3, 32, 32) and labels.shape == (4,)
+    assert int(labels.min()) >= 0 and int(labels.max()) < data.num_classes
+    again, again_labels = data.batch(4, seed=3, resolution=32)
+    assert torch.equal(images, again) and torch.equal(labels, again_labels)
+    assert not torch.equal(images, data.batch(4, seed=4, resolution=32)[0])

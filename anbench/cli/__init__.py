@@ -30,13 +30,6 @@ class AnbenchGroup(click.Group):
             if obj is not None:
                 obj.close()
 
-    def main(self, *args, **kwargs):
-        try:
-            return super().main(*args, **kwargs)
-        except AnbenchError as exc:  # raised while loading plugins (strict mode)
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
 
 @click.group(cls=AnbenchGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="anbench")

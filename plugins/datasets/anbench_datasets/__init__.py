@@ -1,8 +1,10 @@
 """anbench plugin ``datasets``: imagenet (FFCV), ecg, satellite, deepsea.
 
-This release registers the datasets and answers honestly whether their files are here;
-the loaders arrive with the dataset-loader issue. Each dataset finds its files through one
-environment variable naming a folder (never a hard-coded path):
+The 1-D tasks (ecg, satellite, deepsea) read the NAS-Bench-360 files in their original
+formats (:mod:`.seq_files`), build the 1-D AccelNet and compute their task metrics;
+``anbench data make-sample`` writes small files in those formats. Each dataset finds its
+files in ``--data-dir`` (``DataRequest.data_dir``) or else through one environment
+variable naming a folder (never a hard-coded path):
 
 ============  ============================  =================================================
 dataset       variable                      files looked for in that folder
@@ -30,3 +32,10 @@ __all__ = ["DATASETS", "DeepSeaDataset", "EcgDataset", "ImageNetDataset", "Satel
 def register_datasets(register):
     for dataset_class in DATASETS:
         register(dataset_class())
+
+
+@hookimpl
+def register_commands(cli):
+    from . import cli as commands
+
+    commands.register(cli)

@@ -16,6 +16,13 @@ Contract of the ``anb-json`` format (spec 12.1 and 12.3):
   the original files;
 * an imported architecture keeps its index; the others get indices after the largest
   used, in insertion order; every file is written atomically (temp file + rename).
+
+Tasks with a metric of their own (ECG macro F1, DeepSEA mean AUROC/AUPR, see
+:func:`task_metrics`) add it to ``metrics`` under its own name, next to the three ANB keys,
+and their ``model_info`` holds the costs of the network trained for that task on its own
+input (the 1-D networks), as stored with the training result. The ``anbench`` entry of the
+training result says which split and epoch(s) the metric comes from and how the epoch was
+chosen. CSV gets one column per such metric, after ``train_time_s``.
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ ANB_DEVICES = tuple(dict.fromkeys(device for _, device in ANB_PLATFORM_KEYS))
 STORE_METRIC = {"latency": "latency_ms", "throughput": "throughput_ips"}
 # store train metric -> ANB metrics key
 TRAIN_METRICS = (("val_top1", "val_top1"), ("val_top5", "val_top5"), ("train_time", "train_time_s"))
+# evaluated keys that are bookkeeping or already exported under an ANB key
+_NOT_TASK_METRICS = ("val_top1", "val_top5", "val_loss", "val_samples")
 
 RESULT_FILE = re.compile(r"^result_(\d+)\.json$")
 CSV_NAME = "results.csv"
@@ -135,12 +144,47 @@ def _imported(stored: StoredArchitecture) -> bool:
     return stored.origin.get("source") == IMPORT_SOURCE
 
 
-def model_info(stored: StoredArchitecture) -> dict[str, Any]:
-    """``{"macs": M, "params": M}``: the imported record's own values, else computed."""
+def model_info(stored: StoredArchitecture, train: StageResult | None = None) -> dict[str, Any]:
+    """``{"macs": M, "params": M}``: the imported record's own values, else computed.
+
+    A training result on a task with its own network shape (``cost_input_shape`` other than
+    ImageNet's ``[3, 224, 224]``, e.g. the 1-D tasks) brings the costs of that network.
+    """
+    own = task_costs(train)
+    if own is not None:
+        return own
     info = stored.origin.get("model_info") if _imported(stored) else None
     if isinstance(info, dict) and "macs" in info and "params" in info:
         return dict(info)
     return {"macs": stored.macs_m, "params": stored.params_m}
+
+
+def task_costs(train: StageResult | None) -> dict[str, Any] | None:
+    """The task's own ``{"macs", "params"}`` stored with a training result, when its input is not ImageNet's."""
+    if train is None:
+        return None
+    shape = train.metrics.get("cost_input_shape")
+    if not shape or list(shape) == [3, 224, 224]:
+        return None
+    macs, params = train.metrics.get("macs_m"), train.metrics.get("params_m")
+    return {"macs": macs, "params": params} if macs is not None and params is not None else None
+
+
+def task_metrics(train: StageResult | None) -> dict[str, float]:
+    """Evaluated metrics beyond top-1/top-5, named without the ``val_`` prefix (e.g. ``macro_f1``, ``mean_auroc``)."""
+    if train is None:
+        return {}
+    return {key[4:]: value for key, value in train.metrics.items()
+            if key.startswith("val_") and key not in _NOT_TASK_METRICS
+            and isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+def _metric_origin(train: StageResult) -> dict[str, Any] | None:
+    """Which metric, split, epoch(s) and selection rule the training result's numbers come from."""
+    if "metric_split" not in train.metrics:
+        return None
+    return {"name": train.metrics.get("metric_name"), "split": train.metrics.get("metric_split"),
+            "selection": train.metrics.get("metric_selection"), "epochs": train.metrics.get("metric_epochs")}
 
 
 def _perf_entry(metric: str, result: StageResult | None) -> dict[str, Any]:
@@ -180,13 +224,17 @@ def build_record(data: _ArchData) -> dict[str, Any]:
                 perf[f"{metric}_{device}"] = _perf_entry(metric, data.measures[device])
     record: dict[str, Any] = {
         "architecture": stored.arch.to_record(),
-        "metrics": {anb: train_metrics.get(key) for anb, key in TRAIN_METRICS},
-        "model_info": model_info(stored),
+        "metrics": {anb: train_metrics.get(key) for anb, key in TRAIN_METRICS} | task_metrics(data.train),
+        "model_info": model_info(stored, data.train),
         "platform_perf": perf,
     }
     entries = []
     if data.train:
-        entries.append(_provenance_entry(data.train))
+        entry = _provenance_entry(data.train)
+        origin = _metric_origin(data.train)
+        if entry is not None and origin is not None:
+            entry["metric"] = origin
+        entries.append(entry)
     for device in [d for d in ANB_DEVICES if d in data.measures] + sorted(set(data.measures) - set(ANB_DEVICES)):
         entries.append(_provenance_entry(data.measures[device], device))
     entries = [e for e in entries if e is not None]
@@ -279,12 +327,17 @@ def export_anb_json(store: Store, out_dir: str | os.PathLike, overwrite: bool = 
 
 
 def csv_columns(data: list[_ArchData]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Header and the (metric, device) pairs present, ANB devices first, in ANB order."""
+    """Header and the (metric, device) pairs present, ANB devices first, in ANB order.
+
+    Task metrics (:func:`task_metrics`) present in any row get a column each, sorted by name,
+    after ``train_time_s``.
+    """
     present = {(metric, device) for item in data for device, result in item.measures.items()
                for metric in STORE_METRIC if _measured(result, metric)}
     pairs = [p for p in ANB_PLATFORM_KEYS if p in present]
     pairs += sorted(present - set(ANB_PLATFORM_KEYS), key=lambda p: (p[1], p[0]))
     header = ["id", *RECORD_KEYS, "params_m", "macs_m", "val_top1", "val_top5", "train_time_s"]
+    header += sorted({name for item in data for name in task_metrics(item.train)})
     for metric, device in pairs:
         prefix = STORE_METRIC[metric]
         header += [f"{prefix}_{device}_mean", f"{prefix}_{device}_std"]
@@ -303,11 +356,13 @@ def export_csv(store: Store, out_dir: str | os.PathLike, overwrite: bool = False
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     summary = ExportSummary(out_dir)
+    extra = header[header.index("train_time_s") + 1:len(header) - 2 * len(pairs)]
     for item in data:
-        info = model_info(item.stored)
+        info = model_info(item.stored, item.train)
         train = item.train.metrics if item.train else {}
+        own = task_metrics(item.train)
         row = [item.stored.id, *item.stored.arch.to_record().values(), info["params"], info["macs"],
-               train.get("val_top1"), train.get("val_top5"), train.get("train_time_s")]
+               train.get("val_top1"), train.get("val_top5"), train.get("train_time_s"), *(own.get(n) for n in extra)]
         for metric, device in pairs:
             row += _perf_entry(metric, item.measures.get(device)).values()
         writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row])

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from anbench.errors import AnbenchError
+from anbench.testing import DatasetContract
 from anbench.seq1d import Seq1dShape, sample_seq1d
 from anbench_datasets import DeepSeaDataset, EcgDataset, SatelliteDataset
 from anbench_datasets import seq_data, seq_files, seq_metrics
@@ -391,3 +392,19 @@ def test_recipes_are_spec_9_2():
         assert recipe["lr_schedule"] == "constant" and recipe["weight_decay"] == 0.0
         assert recipe["metric"] == DATASETS[task].metric_name and recipe["metric_selection"] == "final_epoch"
         assert "optimizer" not in DATASETS[task]().recipe_defaults
+
+
+# --- the plugin contract kit, with the sample files in place --------------------------------------------------
+
+
+@pytest.fixture(params=list(DATASETS))
+def sample_dataset(request, samples, monkeypatch):
+    dataset = DATASETS[request.param]()
+    monkeypatch.setenv(dataset.env_var, str(samples / request.param))
+    return dataset
+
+
+class TestSequenceDatasetsWithFilesContract(DatasetContract):
+    @pytest.fixture
+    def dataset(self, sample_dataset):
+        return sample_dataset

@@ -87,6 +87,7 @@ class _SequenceDataset(_FolderDataset):
       ``metric_name`` (see :mod:`anbench_datasets.seq_metrics`);
     * ``build_model(arch, ...)``: the 1-D AccelNet for this task's input (spec 2.7);
     * ``costs(arch)``: its params and MACs on this task's own ``1 x C x L`` input;
+    * ``canonical_arch(arch)``: the 1-D representative that a result is stored against;
     * ``recipe`` (spec 9.2, whole) and ``recipe_defaults`` (the knobs shared with images);
     * ``check(data_dir)``: read and validate the files, one-line error if they are not right.
     """
@@ -134,9 +135,16 @@ class _SequenceDataset(_FolderDataset):
         return build_seq1d_model(arch, self.shape(), activation=activation, mode=mode, **kwargs)
 
     def costs(self, arch):
+        """Params and MACs of this task's network for ``arch`` on its own ``1 x C x L`` input."""
         from anbench.costs import count_costs_1d
 
         return count_costs_1d(arch, self.shape())
+
+    def canonical_arch(self, arch):
+        """The 1-D representative of ``arch`` (what the network reads; stored with the result)."""
+        from anbench.seq1d import to_seq1d
+
+        return to_seq1d(arch)
 
 
 class EcgDataset(_SequenceDataset):

@@ -94,6 +94,8 @@ def ecg_record_split(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def zscore(values: np.ndarray, axis: int | None = None) -> np.ndarray:
     """(x - mean) / std (population std); a constant series becomes zeros instead of NaN."""
+    if values.size == 0:
+        return values.astype(np.float64)
     mean = values.mean(axis=axis, keepdims=axis is not None)
     std = values.std(axis=axis, keepdims=axis is not None)
     return (values - mean) / np.where(std > 0, std, 1.0)
@@ -124,8 +126,11 @@ def _prepare_ecg(folder: Path) -> _EcgPrepared:
 
     records = seq_files.read_ecg(folder)
     lengths = np.array([len(s) for s in records.signals], dtype=np.int64)
-    flat = np.concatenate([zscore(s) for s in records.signals]).astype(np.float32)
-    return _EcgPrepared(torch.from_numpy(flat), np.r_[0, np.cumsum(lengths)[:-1]], lengths, records.labels)
+    flat = np.empty(int(lengths.sum()), dtype=np.float32)
+    offsets = np.r_[0, np.cumsum(lengths)[:-1]]
+    for signal, offset in zip(records.signals, offsets):  # float64 maths one recording at a time
+        flat[offset:offset + len(signal)] = zscore(signal.astype(np.float64))
+    return _EcgPrepared(torch.from_numpy(flat), offsets, lengths, records.labels)
 
 
 def load_ecg(folder: Path, split: str) -> Split:

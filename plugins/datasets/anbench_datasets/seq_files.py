@@ -135,7 +135,7 @@ def _finite(array: np.ndarray, path: Path, fmt: str, what: str) -> None:
 
 @dataclass
 class EcgRecords:
-    """Raw recordings (float64, not yet normalised) and their class indices (N 0, A 1, O 2, ~ 3)."""
+    """Raw recordings (as stored, not yet normalised) and their class indices (N 0, A 1, O 2, ~ 3)."""
 
     signals: list[np.ndarray]
     labels: np.ndarray
@@ -160,7 +160,7 @@ def read_ecg(folder: Path) -> EcgRecords:
         raise _bad(path, ECG_FORMAT, "holds no recordings")
     signals = []
     for i, signal in enumerate(data):
-        array = _real_array(signal, path, ECG_FORMAT, f"data[{i}]", 1).astype(np.float64)
+        array = _real_array(signal, path, ECG_FORMAT, f"data[{i}]", 1)
         _finite(array, path, ECG_FORMAT, f"data[{i}]")
         signals.append(array)
     codes = {name: index for index, name in enumerate(ECG_CLASSES)}

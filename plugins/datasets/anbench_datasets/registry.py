@@ -46,6 +46,7 @@ class _FolderDataset:
 class ImageNetDataset(_FolderDataset):
     name = "imagenet"
     summary = "ImageNet-1k from FFCV files (train/val .ffcv or .beton), 1000 classes"
+    metric_name = "top1"
     task = "image2d"
     num_classes = 1000
     input_shape = (3, 224, 224)
@@ -65,6 +66,7 @@ class ImageNetDataset(_FolderDataset):
 class EcgDataset(_FolderDataset):
     name = "ecg"
     summary = "PhysioNet/CinC 2017 ECG windows of 1000 samples, 4 classes (NAS-Bench-360)"
+    metric_name = "f1"
     task = "seq1d"
     num_classes = 4
     input_shape = (1, 1000)
@@ -75,6 +77,7 @@ class EcgDataset(_FolderDataset):
 class SatelliteDataset(_FolderDataset):
     name = "satellite"
     summary = "satellite image time series, 46 steps, 24 classes (NAS-Bench-360)"
+    metric_name = "top1"
     task = "seq1d"
     num_classes = 24
     input_shape = (1, 46)
@@ -85,6 +88,7 @@ class SatelliteDataset(_FolderDataset):
 class DeepSeaDataset(_FolderDataset):
     name = "deepsea"
     summary = "DeepSEA one-hot DNA, 4x1000, 36 binary chromatin-profile outputs (NAS-Bench-360)"
+    metric_name = "auroc"
     task = "seq1d"
     num_classes = 36  # outputs of a multi-label task, not exclusive classes
     multilabel = True

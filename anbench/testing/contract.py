@@ -359,3 +359,23 @@ class CompilerContract(_RegisteredContract):
         with pytest.raises(AnbenchError) as info:
             compiler.compile(CompileRequest(named("smallest"), compiler.targets[0], tmp_path))
         assert _one_line(str(info.value))
+
+
+class TrackerContract(_RegisteredContract):
+    """Conformance suite for a :class:`anbench.plugin_types.Tracker`; provide ``tracker``.
+
+    It checks the registration contract and the methods' presence; a plugin's own tests
+    drive a real run (offline) through ``anbench train --<tracker>``.
+    """
+
+    @pytest.fixture
+    def tracker(self):
+        pytest.fail("a TrackerContract subclass must define a `tracker` fixture")
+
+    @pytest.fixture
+    def registered(self, tracker):
+        return tracker
+
+    def test_has_the_tracker_methods(self, tracker):
+        for method in ("start", "log_epoch", "finish"):
+            assert callable(getattr(tracker, method, None)), f"a tracker needs a {method}() method"

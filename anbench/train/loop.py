@@ -244,10 +244,13 @@ class Loop:
                 if code == distributed.ERROR and not self.dist.active:
                     raise
             agreed = distributed.worst(code, self.device)
-            if agreed != distributed.OK:
+            if agreed == distributed.ERROR:  # not a verdict about the model: every rank stops the run
                 if code == distributed.ERROR:
                     raise AnbenchError(f"training failed on rank {self.dist.rank}: {error}")
-                raise _StepFailed(agreed, error or f"rank failure (code {agreed}) reported by another rank")
+                raise AnbenchError("training failed on another rank (its error is in its own output)")
+            if agreed != distributed.OK:
+                raise _StepFailed(agreed, error or ("out of memory on another rank" if agreed == distributed.OOM
+                                                   else "non-finite loss on another rank"))
             try:
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)

@@ -62,6 +62,7 @@ class _FolderDataset:
 class ImageNetDataset(_FolderDataset):
     name = "imagenet"
     summary = "ImageNet-1k from FFCV files (train/val .ffcv or .beton), 1000 classes"
+    metric_name = "top1"
     task = "image2d"
     num_classes = 1000
     input_shape = (3, 224, 224)

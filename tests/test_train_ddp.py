@@ -1,0 +1,57 @@
+"""DDP through the real torchrun with 2 CPU processes (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def _env():
+    # torchrun would set OMP_NUM_THREADS=1 itself; keep the log quiet about it
+    return dict(os.environ, OMP_NUM_THREADS="1")
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_and_store_once(tmp_path):
+    from anbench.store import Store
+
+    store = tmp_path / "s.db"
+    cmd = TORCHRUN + ["-m", "anbench", "--store", str(store), "train", "--dataset", "synthetic", "-n", "2", "--seed",
+                      "3", "--epochs", "1", "--max-train-samples", "128", "--max-val-samples", "63", "--batch-size",
+                      "16", "--runs-dir", str(tmp_path / "runs")]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("2 trained on synthetic, 0 already stored") == 1  # rank 0 alone reports
+    with Store.open(store) as opened:
+        records = opened.results(stage="train")
+    assert len(records) == 2
+    for record in records:
+        assert record.settings["world_size"] == 2
+        # 63 val samples split 32 + 31 over the ranks, reduced with sample weights: every sample once
+        assert record.metrics["val_samples"] == 63 and record.metrics["verdict"] == "VALID"
+    again = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "0 trained on synthetic, 2 already stored" in again.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, expected", [("nan", "DIVERGED"), ("error", "raised")])
+def test_a_failure_on_one_rank_reaches_every_rank(tmp_path, mode, expected):
+    cmd = TORCHRUN + [str(HERE / "helpers" / "ddp_one_rank_fails.py"), mode, str(tmp_path)]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    outcomes = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert done.returncode == 0, done.stdout + done.stderr
+    for outcome in outcomes:
+        if expected == "DIVERGED":
+            assert outcome["verdict"] == "DIVERGED" and outcome["epochs_done"] == 0, outcomes
+        else:
+            assert "raised" in outcome, outcomes
+    if expected == "raised":
+        assert "disk went away" in outcomes[1]["raised"] and "rank 1" in outcomes[1]["raised"]

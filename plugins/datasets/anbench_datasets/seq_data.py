@@ -225,7 +225,11 @@ def shard(size: int, request) -> np.ndarray:
 
 
 class BatchLoader:
-    """One pass over ``ids`` in batches of ``batch_size``; ``len()`` is the number of batches."""
+    """One pass over ``ids`` in batches of ``batch_size``; ``len()`` is the number of batches.
+
+    ``drop_last`` drops a last partial batch but never the only one: a split smaller than
+    one batch (a sample file, ``max_samples``) still trains, in one smaller batch.
+    """
 
     def __init__(self, split: Split, ids: np.ndarray, batch_size: int, drop_last: bool) -> None:
         if batch_size < 1:
@@ -234,7 +238,7 @@ class BatchLoader:
 
     def __len__(self) -> int:
         n, b = len(self.ids), self.batch_size
-        return n // b if self.drop_last else -(-n // b)
+        return max(n // b, 1 if n else 0) if self.drop_last else -(-n // b)
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         b = self.batch_size

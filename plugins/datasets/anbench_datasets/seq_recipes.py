@@ -1,13 +1,16 @@
 """Per-task training recipes of the 1-D tasks (spec 9.2), as data for the trainer.
 
-``RECIPES[task]`` is the whole recipe. The knobs the image recipe also has (epochs, batch
-sizes, lr, weight decay, momentum, label smoothing, precision, ...) are what a dataset's
-``recipe_defaults`` hands the trainer; the rest say what the image recipe cannot express:
+``RECIPES[task]`` is the whole recipe. Its knobs of the trainer's recipe (epochs, batch
+sizes, ``optimizer``, ``lr``, ``lr_schedule``, weight decay, momentum, label smoothing,
+precision, ...; see :mod:`anbench.train.recipe`) are what a dataset's ``recipe_defaults``
+hands the trainer; the rest (:data:`TASK_ONLY_KNOBS`) describe what the trainer derives:
 
 * ``optimizer``: ``"adam"`` (PyTorch defaults, betas 0.9/0.999, eps 1e-8) or ``"sgd"``
   (``momentum``, no Nesterov);
-* ``lr_schedule``: ``"constant"`` (the original creates a scheduler and never steps it);
-* ``loss``: ``"cross_entropy"`` or ``"bce_with_logits"`` (multi-label);
+* ``lr_schedule``: ``"constant"``: ``lr`` at every step (the original creates a scheduler and
+  never steps it);
+* ``loss``: ``"cross_entropy"`` or ``"bce_with_logits"``; the trainer picks BCE for a
+  ``multilabel`` dataset;
 * ``metric`` / ``metric_selection``: the headline metric and how its epoch is chosen.
   ``"final_epoch"``: the value after the last epoch. The original reported the best epoch
   on the test split (a selection on test data, spec 11.8), which is not reproduced.
@@ -47,8 +50,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 
-# knobs only the 1-D recipes have; the rest are shared with the image recipe
-TASK_ONLY_KNOBS = ("recipe", "optimizer", "lr_schedule", "loss", "metric", "metric_selection")
+# facts of the 1-D recipes that are not trainer knobs; the rest are
+TASK_ONLY_KNOBS = ("recipe", "loss", "metric", "metric_selection")
 
 
 def recipe(task: str) -> dict[str, Any]:
@@ -56,5 +59,5 @@ def recipe(task: str) -> dict[str, Any]:
 
 
 def shared_knobs(task: str) -> dict[str, Any]:
-    """The part of the recipe that is also a knob of the image recipe (the trainer's ``recipe_defaults``)."""
+    """The part of the recipe that is a knob of the trainer's recipe (the dataset's ``recipe_defaults``)."""
     return {k: v for k, v in RECIPES[task].items() if k not in TASK_ONLY_KNOBS}

@@ -391,7 +391,8 @@ def test_recipes_are_spec_9_2():
     for task, recipe in RECIPES.items():
         assert recipe["lr_schedule"] == "constant" and recipe["weight_decay"] == 0.0
         assert recipe["metric"] == DATASETS[task].metric_name and recipe["metric_selection"] == "final_epoch"
-        assert "optimizer" not in DATASETS[task]().recipe_defaults
+        defaults = DATASETS[task]().recipe_defaults
+        assert defaults["optimizer"] == recipe["optimizer"] and "loss" not in defaults and "metric" not in defaults
 
 
 # --- the plugin contract kit, with the sample files in place --------------------------------------------------
@@ -408,3 +409,69 @@ class TestSequenceDatasetsWithFilesContract(DatasetContract):
     @pytest.fixture
     def dataset(self, sample_dataset):
         return sample_dataset
+
+
+# --- end to end, as a new user runs it: make-sample, train, results, export ------------------------------------
+
+
+def _anbench(*args, cwd):
+    run = subprocess.run([sys.executable, "-m", "anbench", *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                         timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
+TINY_TRAIN = ("--arch", "smallest", "--epochs", "1", "--seed", "0", "--max-train-samples", "48", "--max-val-samples", "48")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", DATASETS)
+def test_make_sample_train_results_export(task, tmp_path):
+    import json
+
+    dataset = DATASETS[task]()
+    store = tmp_path / "anbench.db"
+    _anbench("data", "make-sample", "--dataset", task, "--out", tmp_path / "data", cwd=tmp_path)
+    out = _anbench("--store", store, "train", "--dataset", task, "--data-dir", tmp_path / "data", *TINY_TRAIN,
+                   cwd=tmp_path)
+    assert "1 trained" in out, out
+    results = json.loads(_anbench("--store", store, "results", "--stage", "train", "--format", "json", cwd=tmp_path))
+    assert len(results) == 1
+    metrics = results[0]["metrics"]
+    arch = dataset.canonical_arch(__import__("anbench.searchspace").searchspace.named("smallest"))
+    assert results[0]["arch_id"] == arch.id and results[0]["target"] == task
+    assert metrics["verdict"] == "VALID" and metrics["metric_name"] == dataset.metric_name
+    assert np.isfinite(metrics[f"val_{dataset.metric_name}"]) and metrics["train_time_s"] > 0
+    assert (metrics["metric_split"], metrics["metric_selection"], metrics["metric_epochs"]) == ("test", "final_epoch", [0])
+    costs = dataset.costs(arch)
+    assert (metrics["params_m"], metrics["macs_m"]) == (costs.params_m, costs.macs_m)
+    settings = results[0]["settings"]
+    assert settings["optimizer"] == RECIPES[task]["optimizer"] and settings["lr_schedule"] == "constant"
+    table = _anbench("--store", store, "results", cwd=tmp_path)
+    assert f"val_{dataset.metric_name}=" in table
+
+    _anbench("--store", store, "export", "--format", "anb-json", "--out", tmp_path / "anb", cwd=tmp_path)
+    record = json.loads((tmp_path / "anb" / "result_0.json").read_text())
+    name = "val_top1" if dataset.metric_name == "top1" else dataset.metric_name
+    assert record["metrics"][name] == metrics[f"val_{dataset.metric_name}"]
+    assert record["model_info"] == {"macs": costs.macs_m, "params": costs.params_m}
+    _anbench("--store", store, "export", "--format", "csv", "--out", tmp_path / "csv", cwd=tmp_path)
+    assert (tmp_path / "csv" / "results.csv").read_text().count("\n") == 2
+
+
+@pytest.mark.slow
+def test_another_writers_ecg_file_trains_the_same_way(tmp_path, samples):
+    import json
+
+    with open(samples / "ecg" / "challenge2017.pkl", "rb") as f:
+        ours = pickle.load(f)
+    (tmp_path / "plain").mkdir()
+    with open(tmp_path / "plain" / "challenge2017.pkl", "wb") as f:
+        pickle.dump({"data": [s.tolist() for s in ours["data"]], "label": list(ours["label"])}, f)
+    losses = []
+    for name, folder in (("ours", samples / "ecg"), ("plain", tmp_path / "plain")):
+        store = tmp_path / f"{name}.db"
+        _anbench("--store", store, "train", "--dataset", "ecg", "--data-dir", folder, *TINY_TRAIN, cwd=tmp_path)
+        row = json.loads(_anbench("--store", store, "results", "--format", "json", cwd=tmp_path))[0]
+        losses.append((row["metrics"]["val_loss"], row["metrics"]["val_macro_f1"], row["metrics"]["curves"][0]["train_loss"]))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)

@@ -176,7 +176,7 @@ class SatelliteDataset(_SequenceDataset):
     metric_name = "top1"
     streamable_metrics = True
     env_var = "ANBENCH_SATELLITE_DIR"
-    required = (("satellite_train.npy",), ("satellite_test.npy",))
+    required = (("satellite_train.npy", "satellite_train.beton"), ("satellite_test.npy", "satellite_test.beton"))
 
     def evaluate(self, outputs, targets, groups=None) -> dict[str, float]:
         from .seq_metrics import topk_percent

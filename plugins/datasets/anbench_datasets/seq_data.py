@@ -9,7 +9,9 @@ report the final epoch's value, so the test split never selects anything.
 Preprocessing: ECG per-recording z-score, then windows of 1000 samples with class
 strides N 500, A 83, O 250, ~ 25 (starts 0, stride, ... while start < len - 1000), test
 windows carrying their recording's index in the pickle; Satellite per-series z-score over
-the 46 steps; DeepSEA ``N x 1000 x 4`` permuted to ``N x 4 x 1000`` per batch.
+the 46 steps (also for the FFCV files, read when the .npy files are absent: normalising an
+already normalised series changes nothing); DeepSEA ``N x 1000 x 4`` permuted to
+``N x 4 x 1000`` per batch.
 
 Loaded splits are cached per process (keyed by file, size and mtime), so every epoch's
 loader reuses them. ECG windows are (recording, start) pairs cut out of one flat float32
@@ -165,11 +167,14 @@ def load_ecg(folder: Path, split: str) -> Split:
 
 def load_satellite(folder: Path, split: str) -> Split:
     path = folder / seq_files.SATELLITE_FILES[split]
+    beton = folder / seq_files.SATELLITE_BETON_FILES[split]
+    use_beton = not path.exists() and beton.exists()
 
     def build() -> Split:
         import torch
 
-        data, labels = seq_files.read_satellite(folder, split)
+        read = seq_files.read_satellite_beton if use_beton else seq_files.read_satellite
+        data, labels = read(folder, split)
         series = torch.from_numpy(zscore(data.astype(np.float64), axis=1).astype(np.float32)).unsqueeze(1)
         targets = torch.from_numpy(labels)
 
@@ -179,7 +184,7 @@ def load_satellite(folder: Path, split: str) -> Split:
 
         return Split(len(labels), fetch)
 
-    return cached(f"satellite-{split}", [path], build)
+    return cached(f"satellite-{split}", [beton if use_beton else path], build)
 
 
 # --- DeepSEA --------------------------------------------------------------------------------------

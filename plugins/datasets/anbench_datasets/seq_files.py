@@ -8,6 +8,8 @@ ecg        ``challenge2017.pkl``     pickle of a dict: ``data`` = one 1-D signal
                                      length), ``label`` = one of ``'N' 'A' 'O' '~'`` each
 satellite  ``satellite_train.npy``,  ``np.save`` of a dict: ``data`` = N x 46 real array,
            ``satellite_test.npy``    ``label`` = N integers 1..24
+           (or ``.beton``)           FFCV files with fields ``covariate`` (46 floats) and
+                                     ``label`` (int 0..23), read when the .npy is absent
 deepsea    ``deepsea_filtered.npz``  arrays ``x_train``, ``y_train``, ``x_test``, ``y_test``:
                                      x = N x 1000 x 4 one-hot DNA, y = N x 36 binary targets
 =========  ========================  ==========================================================
@@ -45,6 +47,9 @@ ECG_FORMAT = ("a pickle of a dict with 'data' (one 1-D signal per recording) and
               "(one of 'N', 'A', 'O', '~' per recording)")
 SATELLITE_FORMAT = (f"a .npy holding a dict with 'data' (N x {SATELLITE_LENGTH} numbers) and 'label' "
                     f"(N integers 1..{SATELLITE_CLASSES})")
+SATELLITE_BETON_FILES = {"train": "satellite_train.beton", "test": "satellite_test.beton"}
+SATELLITE_BETON_FORMAT = (f"an FFCV .beton with fields 'covariate' ({SATELLITE_LENGTH} floats per series) and "
+                          f"'label' (int 0..{SATELLITE_CLASSES - 1})")
 DEEPSEA_FORMAT = (f"an .npz with x_train, y_train, x_test, y_test (x: N x {DEEPSEA_LENGTH} x 4 one-hot, "
                   f"y: N x {DEEPSEA_TARGETS} binary)")
 
@@ -203,6 +208,40 @@ def read_satellite(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
             or labels.min() < 1 or labels.max() > SATELLITE_CLASSES:
         raise _bad(path, SATELLITE_FORMAT, f"'label' holds values outside 1..{SATELLITE_CLASSES}")
     return data.astype(np.float32), labels.astype(np.int64) - 1
+
+
+def read_satellite_beton(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(data N x 46 float32, labels 0..23 int64)`` from the FFCV file of ``split``.
+
+    The original trained on these files without re-normalising or shifting labels, so their
+    labels are taken as 0-based [INFERRED: the beton writer is not in the original repository].
+    """
+    path = Path(folder) / SATELLITE_BETON_FILES[split]
+    _require(path, SATELLITE_BETON_FORMAT)
+    try:
+        from ffcv.fields.decoders import IntDecoder, NDArrayDecoder
+        from ffcv.loader import Loader, OrderOption
+        from ffcv.reader import Reader
+    except ImportError:
+        raise _bad(path, SATELLITE_BETON_FORMAT, "needs ffcv to be read (pip install 'anbench-datasets[ffcv]'), "
+                                                 "or put satellite_*.npy beside it") from None
+    try:
+        fields = set(Reader(str(path)).handlers)
+    except Exception as exc:  # FFCV raises assorted errors on a file it cannot parse
+        raise _bad(path, SATELLITE_BETON_FORMAT, f"cannot be read ({type(exc).__name__})") from None
+    if not {"covariate", "label"} <= fields:
+        raise _bad(path, SATELLITE_BETON_FORMAT, f"has fields {', '.join(sorted(fields)) or 'none'}")
+    loader = Loader(str(path), batch_size=4096, num_workers=1, order=OrderOption.SEQUENTIAL, drop_last=False,
+                    pipelines={"covariate": [NDArrayDecoder()], "label": [IntDecoder()]})
+    parts = [(np.array(x), np.array(y)) for x, y in loader]
+    data = np.concatenate([p[0].reshape(len(p[0]), -1) for p in parts]) if parts else np.zeros((0, 0))
+    labels = np.concatenate([p[1].reshape(-1) for p in parts]) if parts else np.zeros(0)
+    if data.ndim != 2 or data.shape[1] != SATELLITE_LENGTH or len(data) == 0:
+        raise _bad(path, SATELLITE_BETON_FORMAT, f"holds covariates of shape {data.shape[1:]}")
+    _finite(data, path, SATELLITE_BETON_FORMAT, "covariate")
+    if labels.min() < 0 or labels.max() >= SATELLITE_CLASSES:
+        raise _bad(path, SATELLITE_BETON_FORMAT, f"'label' holds values outside 0..{SATELLITE_CLASSES - 1}")
+    return data.astype(np.float32), labels.astype(np.int64)
 
 
 def write_satellite(folder: Path, split: str, data: np.ndarray, labels: np.ndarray) -> Path:

@@ -475,3 +475,36 @@ def test_another_writers_ecg_file_trains_the_same_way(tmp_path, samples):
         row = json.loads(_anbench("--store", store, "results", "--format", "json", cwd=tmp_path))[0]
         losses.append((row["metrics"]["val_loss"], row["metrics"]["val_macro_f1"], row["metrics"]["curves"][0]["train_loss"]))
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_satellite_ffcv_files_load_like_the_npy_files(tmp_path, samples):
+    from ffcv.fields import IntField, NDArrayField
+    from ffcv.writer import DatasetWriter
+
+    class Series:  # what the original FFCV training read: normalised series, labels 0..23
+        def __init__(self, data, labels):
+            self.data, self.labels = data, labels
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            return self.data[i], int(self.labels[i])
+
+    for split in ("train", "test"):
+        data, labels = seq_files.read_satellite(samples / "satellite", split)
+        normalised = seq_data.zscore(data.astype(np.float64), axis=1).astype(np.float32)
+        writer = DatasetWriter(str(tmp_path / f"satellite_{split}.beton"),
+                               {"covariate": NDArrayField(shape=(46,), dtype=np.dtype("float32")), "label": IntField()},
+                               num_workers=1)
+        writer.from_indexed_dataset(Series(normalised, labels))
+    assert SatelliteDataset().folder(tmp_path) and not (tmp_path / "satellite_test.npy").exists()
+    a = whole_split(SatelliteDataset(), samples / "satellite")
+    b = whole_split(SatelliteDataset(), tmp_path)
+    assert torch.equal(a[1], b[1]) and torch.allclose(a[0], b[0], atol=1e-5)
+    with open(tmp_path / "satellite_train.beton", "r+b") as f:
+        f.write(b"\0" * 64)
+    seq_data._CACHE.clear()
+    with pytest.raises(AnbenchError, match="satellite_train.beton: cannot be read"):
+        SatelliteDataset().check(tmp_path)

@@ -158,7 +158,10 @@ class Loop:
         groups = param_groups(model)
         for group in groups:
             group["weight_decay"] = r["weight_decay"] if group.pop("decay") else 0.0
-        optimizer = torch.optim.SGD(groups, lr=1.0, momentum=r["momentum"], nesterov=r["nesterov"])
+        if r["optimizer"] == "adam":
+            optimizer = torch.optim.Adam(groups, lr=1.0)
+        else:
+            optimizer = torch.optim.SGD(groups, lr=1.0, momentum=r["momentum"], nesterov=r["nesterov"])
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.engine.precision == "fp16")
         state = None
         if self.request.resume:
@@ -227,7 +230,7 @@ class Loop:
         lr = 0.0
         iterator = iter(loader)
         for step in range(steps):
-            lr = schedule.step_lr(epoch, step, steps, r, peak)
+            lr = r["lr"] if r["lr_schedule"] == "constant" else schedule.step_lr(epoch, step, steps, r, peak)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             # two agreements per step: after loading (a rank that cannot load must not enter

@@ -25,6 +25,8 @@ PROXIFIED: dict[str, Any] = {
     "lr_batch_size": 2048,         # 4 GPUs x 512: the peak scales linearly with the global batch
     "lr_peak_epoch": 2.0,
     "lr_start_factor": 1e-4,       # LR at epoch 0 = lr_start_factor x peak
+    "optimizer": "sgd",            # "adam": PyTorch's Adam (betas 0.9/0.999), for the 1-D tasks (spec 9.2)
+    "lr_schedule": "triangular",   # "constant": lr as given at every step, not scaled with the batch
     "momentum": 0.9,
     "nesterov": False,
     "weight_decay": 1e-4,          # not on biases and BatchNorm (1-D) parameters
@@ -48,6 +50,7 @@ PROXIFIED: dict[str, Any] = {
 RECIPES = {"proxified": PROXIFIED}
 
 _CHOICES = {"activation": ("relu", "silu"), "precision": ("auto", "fp32", "fp16", "bf16"),
+            "optimizer": ("sgd", "adam"), "lr_schedule": ("triangular", "constant"),
             "channels_last": ("auto", True, False)}
 _OPTIONAL_INT = ("max_train_samples", "max_val_samples")
 
@@ -105,7 +108,7 @@ def check(recipe: dict[str, Any]) -> dict[str, Any]:
         raise AnbenchError("recipe: epochs must be at least 1")
     if recipe["batch_size"] < 1 or recipe["val_batch_size"] < 1:
         raise AnbenchError("recipe: batch sizes must be at least 1")
-    if not 0 <= recipe["lr_peak_epoch"] <= recipe["epochs"]:
+    if recipe["lr_schedule"] == "triangular" and not 0 <= recipe["lr_peak_epoch"] <= recipe["epochs"]:
         raise AnbenchError(f"recipe: lr_peak_epoch must lie in [0, epochs={recipe['epochs']}]")
     if recipe["min_res"] > recipe["max_res"] or recipe["start_ramp"] > recipe["end_ramp"]:
         raise AnbenchError("recipe: need min_res <= max_res and start_ramp <= end_ramp")

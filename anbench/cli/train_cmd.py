@@ -82,6 +82,8 @@ def train_cmd(ctx, dataset_name, arch_specs, from_store, sample_count, sample_se
     dataset = plugins.registry.dataset(dataset_name)
     trainer = plugins.registry.trainer(trainer_name)
     for kind, obj in (("dataset", dataset), ("trainer", trainer)):
+        if kind == "dataset" and data_dir and hasattr(obj, "check"):
+            continue  # its files are in --data-dir: check() below reads them
         reason = obj.availability()
         if reason:
             raise AnbenchError(f"{kind} '{obj.name}' is not available here: {reason}")

@@ -72,7 +72,7 @@ def cli(ctx: click.Context, store_path: str) -> None:
 
 
 def _register_commands() -> None:
-    from . import arch_cmds, collect_cmd, compile_cmd, data, measure_cmd, plugin_cmds, store_cmds, train_cmd
+    from . import arch_cmds, collect_cmd, compile_cmd, data, data_group, measure_cmd, plugin_cmds, store_cmds, train_cmd
 
     cli.add_command(arch_cmds.sample_cmd)
     cli.add_command(arch_cmds.arch_group)
@@ -86,6 +86,7 @@ def _register_commands() -> None:
     cli.add_command(store_cmds.store_group)
     cli.add_command(train_cmd.train_cmd)
     cli.add_command(collect_cmd.collect_cmd)
+    cli.add_command(data_group.data_group)
 
 
 def _load_plugins() -> None:

@@ -190,7 +190,9 @@ class Loop:
             try:
                 row = self._train_epoch(net, optimizer, scaler, criterion, epoch, peak)
                 if epoch >= r["epochs"] - r["val_last_epochs"]:
-                    row.update(self._validate(net, criterion, epoch))
+                    # the bare module: DDP's forward would broadcast buffers, and ranks may have
+                    # one val batch more or less than each other
+                    row.update(self._validate(model, criterion, epoch))
             except _StepFailed as failed:
                 verdict = "DIVERGED" if failed.code == distributed.DIVERGED else "FAILED"
                 error = str(failed)
@@ -231,29 +233,24 @@ class Loop:
             lr = r["lr"] if r["lr_schedule"] == "constant" else schedule.step_lr(epoch, step, steps, r, peak)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            # two agreements per step: after loading (a rank that cannot load must not enter
+            # DDP's forward, whose buffer broadcast the others would wait in) and after the loss
             code, error = distributed.OK, ""
             try:
                 inputs, targets, _ = self._to_device(next(iterator))
+            except Exception as exc:
+                code, error = self._failure(exc, epoch, res)
+            self._agree(code, error)
+            try:
                 optimizer.zero_grad(set_to_none=True)
                 with self._autocast():
                     outputs = net(inputs)
                     loss = criterion(outputs, targets)
                 if not torch.isfinite(loss.detach()):
                     code, error = distributed.DIVERGED, f"non-finite loss at epoch {epoch} step {step}"
-            except Exception as exc:  # decided together below, so no rank waits alone in a collective
-                code = distributed.OOM if _oom(exc) else distributed.ERROR
-                error = f"out of memory at epoch {epoch} (batch {r['batch_size']}, resolution {res})" \
-                    if code == distributed.OOM else f"{type(exc).__name__}: {exc}"
-                if code == distributed.ERROR and not self.dist.active:
-                    raise
-            agreed = distributed.worst(code, self.device)
-            if agreed == distributed.ERROR:  # not a verdict about the model: every rank stops the run
-                if code == distributed.ERROR:
-                    raise AnbenchError(f"training failed on rank {self.dist.rank}: {error}")
-                raise AnbenchError("training failed on another rank (its error is in its own output)")
-            if agreed != distributed.OK:
-                raise _StepFailed(agreed, error or ("out of memory on another rank" if agreed == distributed.OOM
-                                                   else "non-finite loss on another rank"))
+            except Exception as exc:
+                code, error = self._failure(exc, epoch, res)
+            self._agree(code, error)
             try:
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
@@ -279,6 +276,26 @@ class Loop:
         if not math.isfinite(row["train_loss"]):
             raise _StepFailed(distributed.DIVERGED, f"non-finite train loss at epoch {epoch}")
         return row
+
+    def _failure(self, exc: Exception, epoch: int, res) -> tuple[int, str]:
+        """The status code of an exception in a step; unexpected ones re-raise on one process."""
+        if _oom(exc):
+            return distributed.OOM, (f"out of memory at epoch {epoch} "
+                                     f"(batch {self.recipe['batch_size']}, resolution {res})")
+        if not self.dist.active:
+            raise exc
+        return distributed.ERROR, f"{type(exc).__name__}: {exc}"
+
+    def _agree(self, code: int, error: str) -> None:
+        """Every rank learns the worst status; all stop together (single process: no collective)."""
+        agreed = distributed.worst(code, self.device)
+        if agreed == distributed.ERROR:  # not a verdict about the model: every rank stops the run
+            if code == distributed.ERROR:
+                raise AnbenchError(f"training failed on rank {self.dist.rank}: {error}")
+            raise AnbenchError("training failed on another rank (its error is in its own output)")
+        if agreed != distributed.OK:
+            raise _StepFailed(agreed, error or ("out of memory on another rank" if agreed == distributed.OOM
+                                                else "non-finite loss on another rank"))
 
     def _validate(self, net, criterion, epoch: int) -> dict[str, Any]:
         import torch

@@ -109,7 +109,8 @@ def check(recipe: dict[str, Any]) -> dict[str, Any]:
     if recipe["batch_size"] < 1 or recipe["val_batch_size"] < 1:
         raise AnbenchError("recipe: batch sizes must be at least 1")
     if recipe["lr_schedule"] == "triangular" and not 0 <= recipe["lr_peak_epoch"] <= recipe["epochs"]:
-        raise AnbenchError(f"recipe: lr_peak_epoch must lie in [0, epochs={recipe['epochs']}]")
+        raise AnbenchError(f"recipe: lr_peak_epoch={recipe['lr_peak_epoch']} must lie in [0, epochs={recipe['epochs']}] "
+                           f"(with fewer epochs set it too, e.g. --set lr_peak_epoch={recipe['epochs'] / 4:g})")
     if recipe["min_res"] > recipe["max_res"] or recipe["start_ramp"] > recipe["end_ramp"]:
         raise AnbenchError("recipe: need min_res <= max_res and start_ramp <= end_ramp")
     if not 0 <= recipe["label_smoothing"] < 1:

@@ -11,7 +11,7 @@ dataset       variable                      files looked for in that folder
 ============  ============================  =================================================
 imagenet      ``ANBENCH_IMAGENET_DIR``      ``train*.ffcv`` and ``val*.ffcv`` (or ``.beton``)
 ecg           ``ANBENCH_ECG_DIR``           ``challenge2017.pkl``
-satellite     ``ANBENCH_SATELLITE_DIR``     ``satellite_train.npy`` and ``satellite_test.npy``
+satellite     ``ANBENCH_SATELLITE_DIR``     ``satellite_train.npy`` and ``satellite_test.npy`` (or ``.beton``)
 deepsea       ``ANBENCH_DEEPSEA_DIR``       ``deepsea_filtered.npz``
 ============  ============================  =================================================
 
@@ -36,6 +36,7 @@ def register_datasets(register):
 
 @hookimpl
 def register_commands(cli):
-    from . import cli as commands
+    from . import cli as seq_cli, imagenet_cli
 
-    commands.register(cli)
+    imagenet_cli.register(cli)
+    seq_cli.register(cli)

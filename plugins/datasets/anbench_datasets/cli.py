@@ -1,7 +1,6 @@
 """``anbench data make-sample``: small files in the original formats of the 1-D tasks.
 
-The command joins the ``data`` group of the command line, creating the group when no
-other part of anbench has (``data write-ffcv`` lives in the same group).
+The command joins the core's ``data`` group (beside ``data write-ffcv``).
 """
 
 from __future__ import annotations
@@ -38,19 +37,7 @@ def make_sample_cmd(task, out_dir, seed, overwrite):
     click.echo(f"train on it with: anbench train --dataset {task} --data-dir {out_dir}")
 
 
-def data_group(cli: click.Group) -> click.Group:
-    """The ``data`` group of ``cli``, created if absent."""
-    group = cli.commands.get("data")
-    if group is None:
-        @click.group("data")
-        def group():
-            """Dataset files: write samples and converted copies of datasets."""
-
-        cli.add_command(group)
-    if not isinstance(group, click.Group):
-        raise ValueError("the command 'data' is not a group")
-    return group
-
-
 def register(cli: click.Group) -> None:
-    data_group(cli).add_command(make_sample_cmd)
+    from anbench.cli.data_group import data_commands
+
+    data_commands(cli).add_command(make_sample_cmd)

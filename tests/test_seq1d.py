@@ -79,6 +79,7 @@ def test_deploy_mode_loads_train_weights_and_bad_activation_is_one_line():
         Seq1dShape(1, 46, 24, stem_stride=3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
 def test_analytic_costs_equal_thop_and_the_hook_profiler_on_each_tasks_input(task):
     thop = pytest.importorskip("thop")

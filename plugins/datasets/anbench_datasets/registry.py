@@ -238,9 +238,9 @@ class SatelliteDataset(_SequenceDataset):
     required = (("satellite_train.npy", "satellite_train.beton"), ("satellite_test.npy", "satellite_test.beton"))
 
     def evaluate(self, outputs, targets, groups=None) -> dict[str, float]:
-        from .seq_metrics import topk_percent
+        from anbench.train.metrics import topk_accuracy
 
-        return topk_percent(outputs, targets)
+        return topk_accuracy(outputs, targets)
 
 
 class DeepSeaDataset(_SequenceDataset):

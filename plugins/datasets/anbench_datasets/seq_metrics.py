@@ -4,7 +4,7 @@
   the majority vote of its windows' argmax predictions (a tie goes to the class seen first
   in window order, like ``Counter.most_common``), compared with the recording's label.
   A class with no true and no predicted recording scores 0.
-* Satellite: ``top1``/``top5`` accuracy in percent.
+* Satellite: ``top1``/``top5`` accuracy in percent (:func:`anbench.train.metrics.topk_accuracy`).
 * DeepSEA: ``mean_auroc`` and ``mean_aupr`` (0..1), the NaN-mean over the 36 targets of the
   area under the ROC curve and under the precision-recall curve (trapezoids over every
   distinct score, as scikit-learn's ``roc_curve``/``precision_recall_curve`` + ``auc``). A
@@ -22,21 +22,7 @@ def _numpy(values) -> np.ndarray:
     return np.asarray(values)
 
 
-# --- classification --------------------------------------------------------------------------
-
-
-def topk_percent(outputs, targets, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
-    """``{"top1": %, "top5": %}``; k above the number of classes counts every sample as a hit."""
-    scores, labels = _numpy(outputs), _numpy(targets).astype(np.int64)
-    n = len(labels)
-    if n == 0:
-        return {f"top{k}": 0.0 for k in ks}
-    order = np.argsort(-scores, axis=1, kind="stable")
-    out = {}
-    for k in ks:
-        hits = (order[:, :min(k, scores.shape[1])] == labels[:, None]).any(axis=1)
-        out[f"top{k}"] = float(hits.sum()) * 100.0 / n
-    return out
+# --- classification (top-k accuracy is the trainer's :func:`anbench.train.metrics.topk_accuracy`) -----
 
 
 def macro_f1(true: np.ndarray, predicted: np.ndarray, num_classes: int) -> float:

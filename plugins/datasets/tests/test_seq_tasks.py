@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,31 +15,14 @@ import pytest
 import torch
 
 from anbench.errors import AnbenchError
-from anbench.testing import DatasetContract
+from anbench.plugin_types import DataRequest
+from anbench.searchspace import named
 from anbench.seq1d import Seq1dShape, sample_seq1d
+from anbench.testing import DatasetContract
 from anbench_datasets import DeepSeaDataset, EcgDataset, SatelliteDataset
 from anbench_datasets import seq_data, seq_files, seq_metrics
 from anbench_datasets.seq_recipes import RECIPES
 from anbench_datasets.seq_samples import make_sample
-
-try:
-    from anbench.plugin_types import DataRequest
-except ImportError:  # the trainer's request type lands with `anbench train`; same fields and defaults
-    @dataclass(frozen=True)
-    class DataRequest:
-        split: str
-        batch_size: int
-        resolution: int | None = None
-        epoch: int = 0
-        seed: int = 0
-        rank: int = 0
-        world_size: int = 1
-        data_dir: Path | None = None
-        max_samples: int | None = None
-        num_workers: int = 0
-        drop_last: bool = False
-        crop_ratio: float = 224 / 256
-        device: str = "cpu"
 
 DATASETS = {"ecg": EcgDataset, "satellite": SatelliteDataset, "deepsea": DeepSeaDataset}
 
@@ -427,8 +410,6 @@ TINY_TRAIN = ("--arch", "smallest", "--epochs", "1", "--seed", "0", "--max-train
 @pytest.mark.slow
 @pytest.mark.parametrize("task", DATASETS)
 def test_make_sample_train_results_export(task, tmp_path):
-    import json
-
     dataset = DATASETS[task]()
     store = tmp_path / "anbench.db"
     _anbench("data", "make-sample", "--dataset", task, "--out", tmp_path / "data", cwd=tmp_path)
@@ -438,7 +419,7 @@ def test_make_sample_train_results_export(task, tmp_path):
     results = json.loads(_anbench("--store", store, "results", "--stage", "train", "--format", "json", cwd=tmp_path))
     assert len(results) == 1
     metrics = results[0]["metrics"]
-    arch = dataset.canonical_arch(__import__("anbench.searchspace").searchspace.named("smallest"))
+    arch = dataset.canonical_arch(named("smallest"))
     assert results[0]["arch_id"] == arch.id and results[0]["target"] == task
     assert metrics["verdict"] == "VALID" and metrics["metric_name"] == dataset.metric_name
     assert np.isfinite(metrics[f"val_{dataset.metric_name}"]) and metrics["train_time_s"] > 0
@@ -461,8 +442,6 @@ def test_make_sample_train_results_export(task, tmp_path):
 
 @pytest.mark.slow
 def test_another_writers_ecg_file_trains_the_same_way(tmp_path, samples):
-    import json
-
     with open(samples / "ecg" / "challenge2017.pkl", "rb") as f:
         ours = pickle.load(f)
     (tmp_path / "plain").mkdir()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Iterator, Mapping
 
 from .errors import AnbenchError
@@ -111,8 +112,10 @@ class Architecture:
     def canonical_json(self) -> str:
         return json.dumps(self.to_record(), separators=(",", ":"))
 
-    @property
+    @cached_property
     def id(self) -> str:
+        # cached: an import or export asks for it several times per record (cached_property
+        # writes the instance __dict__ directly, so the frozen dataclass allows it)
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
     @property

@@ -1,0 +1,140 @@
+"""Reading one JSON record file from a folder that may hold hostile entries.
+
+Contract of :func:`read_json_record`: it returns the decoded JSON value of a regular file,
+or raises :class:`AnbenchError` with one line ``"<file name>: <why>"``. It never blocks
+and never reads more than ``max_bytes + 1`` bytes:
+
+* anything but a regular file (FIFO, directory, device, socket) is refused from its
+  ``stat`` before it is opened, and the file is opened with ``O_NONBLOCK`` and checked
+  again on the open descriptor (it may have been swapped in between);
+* a symlink is followed only when its target lies inside the folder (``/dev/zero`` or
+  ``/etc/passwd`` behind ``result_1.json`` are refused); a broken one is refused;
+* a file over ``max_bytes`` is refused (a released record is about 1.3 kB);
+* text that is not UTF-8 or not JSON, numbers that are not finite doubles (``1e400``,
+  ``10**400``, ``NaN``, ``Infinity``) and nesting deeper than :data:`MAX_NESTING` are
+  refused without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import AnbenchError
+
+DEFAULT_MAX_RECORD_BYTES = 1 << 20
+# A released record nests 3 deep; an anbench export's provenance block a few more.
+MAX_NESTING = 32
+_FLOAT_MAX = sys.float_info.max
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+class _Refused(Exception):
+    """Why a file is refused; the caller prefixes the file name."""
+
+
+def _kind(mode: int) -> str:
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _Refused(f"number {text[:40]} is not a finite double")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    if len(text) < 300:
+        value = int(text)
+        if abs(value) <= _FLOAT_MAX:
+            return value
+    raise _Refused(f"number {text[:40]}{'...' if len(text) > 40 else ''} is not a finite double")
+
+
+def _parse_constant(text: str) -> Any:
+    raise _Refused(f"{text} is not a finite number")
+
+
+def decode(text: str) -> Any:
+    """``json.loads`` that refuses (``_Refused``) non-finite numbers and runaway nesting."""
+    try:
+        value = json.loads(text, parse_float=_parse_float, parse_int=_parse_int, parse_constant=_parse_constant)
+    except json.JSONDecodeError as exc:
+        raise _Refused(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise _Refused(f"nested deeper than a record can be (limit {MAX_NESTING})") from None
+    check_nesting(value)
+    return value
+
+
+def check_nesting(value: Any, limit: int = MAX_NESTING) -> None:
+    """Refuse ``value`` when lists/objects nest deeper than ``limit`` (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            raise _Refused(f"nested deeper than a record can be (limit {limit})")
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
+def _open_checked(path: Path, folder_real: str, max_bytes: int) -> int:
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            target = os.path.realpath(path)
+            if os.path.commonpath([folder_real, target]) != folder_real:
+                raise _Refused(f"a symlink to {target}, outside the folder")
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                raise _Refused(f"a broken symlink (to {target})") from None
+    except OSError as exc:
+        raise _Refused(f"cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _Refused(f"{_kind(st.st_mode)}, not a regular file")
+    if st.st_size > max_bytes:
+        raise _Refused(f"{st.st_size} bytes, over the limit of {max_bytes} (--max-record-bytes)")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _Refused(f"cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped for something else after the stat above
+        os.close(fd)
+        raise _Refused("not a regular file")
+    return fd
+
+
+def read_json_record(path: Path, folder_real: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Any:
+    """The JSON value in ``path`` (a file of the folder whose realpath is ``folder_real``); see the module contract."""
+    try:
+        fd = _open_checked(path, folder_real, max_bytes)
+        with os.fdopen(fd, "rb") as handle:
+            try:
+                data = handle.read(max_bytes + 1)
+            except OSError as exc:
+                raise _Refused(f"cannot read: {exc.strerror or exc}") from None
+        if len(data) > max_bytes:  # grew after the stat
+            raise _Refused(f"over the limit of {max_bytes} bytes (--max-record-bytes)")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Refused(f"cannot read: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        return decode(text)
+    except _Refused as exc:
+        raise AnbenchError(f"{path.name}: {exc}") from None

@@ -29,8 +29,8 @@ Contract:
 
 from __future__ import annotations
 
+import functools
 import json
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -39,7 +39,7 @@ from typing import Any
 
 from .errors import AnbenchError
 from .export import ANB_PLATFORM_KEYS, IMPORT_SOURCE, RESULT_FILE, STORE_METRIC, TRAIN_METRICS
-from .record_files import DEFAULT_MAX_RECORD_BYTES, read_json_record
+from .record_files import DEFAULT_MAX_RECORD_BYTES, MAX_NESTING, check_value, finite, read_json_record
 from .searchspace import Architecture
 from .store import StageResult, Store
 
@@ -109,20 +109,21 @@ class _Invalid(Exception):
     """A record problem; the message names the key (the caller adds the file)."""
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _describe(value: Any) -> str:
     kind = {str: "string", bool: "boolean", list: "list", dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
-    shown = json.dumps(value)[:60] if not isinstance(value, (list, dict)) else kind
+    shown = json.dumps(value) if not isinstance(value, (list, dict)) else kind
+    shown = shown if len(shown) <= 40 else f"{shown[:30]}... ({len(shown)} characters)"
     return f"{kind} {shown}" if kind != shown else kind
 
 
 def _number(where: str, value: Any, nullable: bool = True) -> Any:
     if value is None and nullable:
         return None
-    if not _is_number(value):
+    if not finite(value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise _Invalid(f"{where} is not a finite double ({_describe(value)})")
         need = "a number or null" if nullable else "a number"
         raise _Invalid(f"{where} must be {need}, got {_describe(value)}")
     return value
@@ -151,15 +152,23 @@ def parse_record(file: str, index: int, data: Any) -> ParsedRecord:
         raise AnbenchError(f"{file}: {exc}") from None
 
 
-def _perf(key: str, entry: Any) -> tuple[str, dict[str, Any] | None]:
-    """(device, store metrics or None when not measured) of one platform_perf entry."""
+@functools.lru_cache(maxsize=1024)
+def _perf_key(key: str) -> tuple[str, str, tuple[str, str]]:
+    """(metric, device, (mean key, std key)) of a platform_perf key."""
     match = _PERF_KEY.match(key)
     if not match:
         raise _Invalid(f"platform_perf has unknown key '{key}' (expected latency_<device> or throughput_<device>)")
     metric, device = match.groups()
+    return metric, device, (f"{metric}_mean", f"{metric}_std")
+
+
+def _perf(key: str, entry: Any) -> tuple[str, dict[str, Any] | None]:
+    """(device, store metrics or None when not measured) of one platform_perf entry."""
+    metric, device, keys = _perf_key(key)
     where = f"platform_perf.{key}"
     entry = _object(where, entry)
-    _exact_keys(where, entry, (f"{metric}_mean", f"{metric}_std"))
+    if tuple(entry) != keys:
+        _exact_keys(where, entry, keys)
     mean = _number(f"{where}.{metric}_mean", entry[f"{metric}_mean"])
     std = _number(f"{where}.{metric}_std", entry[f"{metric}_std"])
     if mean is None:
@@ -213,7 +222,11 @@ def _parse(file: str, index: int, data: Any) -> ParsedRecord:
             measures.setdefault(device, {}).update(values)
 
     parsed = ParsedRecord(file, index, arch, train_metrics, dict(info), measures)
-    parsed.carried = _carried_entries(record.get(EXTRA_TOP_LEVEL_KEY))
+    block = record.get(EXTRA_TOP_LEVEL_KEY)
+    if block is not None:
+        # the one free-form part of a record: the parse above checked every other value
+        check_value(block, MAX_NESTING - 1, f"{EXTRA_TOP_LEVEL_KEY}: ")
+        parsed.carried = _carried_entries(block)
     return parsed
 
 
@@ -266,7 +279,7 @@ def read_records(directory: str | os.PathLike, skip_invalid: bool = False,
         try:
             if index < 0:
                 raise AnbenchError(f"{path.name}: file name must be result_<integer>.json")
-            parsed.append(parse_record(path.name, index, read_json_record(path, folder_real, max_record_bytes)))
+            parsed.append(parse_record(path.name, index, read_json_record(path, folder_real, max_record_bytes, deep_check=False)))
         except AnbenchError as exc:
             if not skip_invalid:
                 raise
@@ -293,13 +306,16 @@ def _record_results(record: ParsedRecord, now: str) -> list[StageResult]:
     for device, metrics in record.measures.items():
         pending.append(("measure", device, metrics, record.carried.get(("measure", device))))
     out = []
+    # one provenance dict per record and one settings dict for all: add_results serialises each object once
+    shared = {"imported_from": record.file, "imported_at": now, "model_info": record.model_info}
     for stage, target, metrics, carried in pending:
-        provenance: dict[str, Any] = {"imported_from": record.file, "imported_at": now, "model_info": record.model_info}
-        if carried is not None:
-            provenance["anbench_export"] = carried
-        out.append(StageResult(record.arch.id, stage, target, dict(IMPORT_SETTINGS), metrics, provenance,
+        provenance = shared if carried is None else {**shared, "anbench_export": carried}
+        out.append(StageResult(record.arch.id, stage, target, _SETTINGS, metrics, provenance,
                                source=IMPORT_SOURCE, created_at=now, run=record.file))
     return out
+
+
+_SETTINGS = dict(IMPORT_SETTINGS)
 
 
 def _legacy_imports(store: Store) -> set[tuple[str, str, str, str]]:

@@ -12,12 +12,14 @@ and never reads more than ``max_bytes + 1`` bytes:
 * a file over ``max_bytes`` is refused (a released record is about 1.3 kB);
 * text that is not UTF-8 or not JSON, numbers that are not finite doubles (``1e400``,
   ``10**400``, ``NaN``, ``Infinity``) and nesting deeper than :data:`MAX_NESTING` are
-  refused without a traceback.
+  refused without a traceback (:func:`check_value`; a caller that validates the shape of
+  every value itself may do that part, see ``deep_check``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import sys
@@ -46,51 +48,44 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise _Refused(f"number {text[:40]} is not a finite double")
-    return value
-
-
-def _parse_int(text: str) -> int:
-    if len(text) < 300:
-        value = int(text)
-        if abs(value) <= _FLOAT_MAX:
-            return value
-    raise _Refused(f"number {text[:40]}{'...' if len(text) > 40 else ''} is not a finite double")
-
-
 def _parse_constant(text: str) -> Any:
     raise _Refused(f"{text} is not a finite number")
 
 
 def decode(text: str) -> Any:
-    """``json.loads`` that refuses (``_Refused``) non-finite numbers and runaway nesting."""
+    """``json.loads`` that refuses (``_Refused``) NaN/Infinity, integers too long to convert and
+    runaway nesting (RecursionError); other number ranges are :func:`check_value`'s job."""
     try:
-        value = json.loads(text, parse_float=_parse_float, parse_int=_parse_int, parse_constant=_parse_constant)
+        # no parse_int/parse_float hooks: they would double the parse time of a large import
+        return json.loads(text, parse_constant=_parse_constant)
     except json.JSONDecodeError as exc:
         raise _Refused(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except RecursionError:
         raise _Refused(f"nested deeper than a record can be (limit {MAX_NESTING})") from None
-    check_nesting(value)
-    return value
+    except ValueError as exc:  # an integer over Python's digit limit
+        raise _Refused(f"a number is not a finite double ({str(exc).split(':')[0]})") from None
 
 
-def check_nesting(value: Any, limit: int = MAX_NESTING) -> None:
-    """Refuse ``value`` when lists/objects nest deeper than ``limit`` (iterative: no recursion)."""
+def finite(value: Any) -> bool:
+    """Whether ``value`` is an int or float that a double holds as a finite number (no bools)."""
+    if type(value) is float:
+        return math.isfinite(value)
+    return type(value) is int and -_FLOAT_MAX <= value <= _FLOAT_MAX
+
+
+def check_value(value: Any, limit: int = MAX_NESTING, where: str = "") -> None:
+    """Refuse (AnbenchError, naming ``where``) nesting deeper than ``limit`` and numbers that
+    are not finite doubles anywhere in ``value``; iterative, so no input can exhaust the stack."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            raise _Refused(f"nested deeper than a record can be (limit {limit})")
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                raise AnbenchError(f"{where}nested deeper than a record can be (limit {limit})")
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+        elif isinstance(item, (int, float)) and not isinstance(item, bool) and not finite(item):
+            shown = repr(item) if isinstance(item, float) else f"{str(item)[:20]}... ({len(str(item))} digits)"
+            raise AnbenchError(f"{where}number {shown} is not a finite double")
 
 
 def _open_checked(path: Path, folder_real: str, max_bytes: int) -> int:
@@ -120,8 +115,11 @@ def _open_checked(path: Path, folder_real: str, max_bytes: int) -> int:
     return fd
 
 
-def read_json_record(path: Path, folder_real: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Any:
-    """The JSON value in ``path`` (a file of the folder whose realpath is ``folder_real``); see the module contract."""
+def read_json_record(path: Path, folder_real: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+                     deep_check: bool = True) -> Any:
+    """The JSON value in ``path`` (a file of the folder whose realpath is ``folder_real``); see the
+    module contract. ``deep_check=False`` leaves :func:`check_value` to a caller that validates
+    the shape of the value itself (and checks its free-form parts)."""
     try:
         fd = _open_checked(path, folder_real, max_bytes)
         with os.fdopen(fd, "rb") as handle:
@@ -135,6 +133,9 @@ def read_json_record(path: Path, folder_real: str, max_bytes: int = DEFAULT_MAX_
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _Refused(f"cannot read: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-        return decode(text)
+        value = decode(text)
     except _Refused as exc:
         raise AnbenchError(f"{path.name}: {exc}") from None
+    if deep_check:
+        check_value(value, where=f"{path.name}: ")
+    return value

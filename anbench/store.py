@@ -99,14 +99,21 @@ _MIGRATIONS = {
 _TABLES = {"architectures", "results", "leases"}
 
 
+# Encoders built once: json.dumps with arguments builds a new encoder per call, which
+# costs a large import (tens of thousands of values) about as much as the encoding.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_quote = json.encoder.encode_basestring_ascii  # what both encoders write for a str
+
+
 def _dumps(value: Any) -> str:
     # json keeps dict order and writes floats with repr(): loads(dumps(x)) == x exactly.
-    return json.dumps(value, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 def canonical_json(value: Any) -> str:
     """Key-sorted compact JSON: equal values give equal text (used for result keys)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL.encode(value)
 
 
 @dataclass
@@ -142,10 +149,19 @@ def result_key(arch_id: str, stage: str, target: str, settings: dict, run: str =
     The run identity joins the hashed text only when set, so first runs keep the keys
     that schema version 1 gave them.
     """
-    parts: list[Any] = [arch_id, stage, target, settings]
-    if run:
-        parts.append(run)
-    return hashlib.sha256(canonical_json(parts).encode()).hexdigest()
+    return _key_of_text(arch_id, stage, target, canonical_json(settings), run)
+
+
+def _key_of_text(arch_id: str, stage: str, target: str, settings_text: str, run: str) -> str:
+    """:func:`result_key` from the canonical text of the settings (callers storing many results
+    with one settings object encode it once). The same text as canonical_json of the list."""
+    strings = [arch_id, stage, target] + ([run] if run else [])
+    if not all(type(s) is str for s in strings):
+        parts: list[Any] = [arch_id, stage, target, json.loads(settings_text)] + ([run] if run else [])
+        return hashlib.sha256(canonical_json(parts).encode()).hexdigest()
+    quoted = [_quote(s) for s in strings]
+    text = f"[{quoted[0]},{quoted[1]},{quoted[2]},{settings_text}" + (f",{quoted[3]}]" if run else "]")
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
@@ -363,7 +379,7 @@ class Store:
             cursor = self.conn.executemany(
                 "INSERT OR IGNORE INTO architectures (id, record_json, params_m, macs_m, origin_json, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                [(arch.id, _dumps(arch.to_record()), params_m, macs_m, _dumps(origin or {}), now)
+                [(arch.id, arch.canonical_json(), params_m, macs_m, _dumps(origin or {}), now)
                  for arch, origin, params_m, macs_m in items],
             )
             return max(cursor.rowcount, 0)
@@ -376,8 +392,17 @@ class Store:
             if result.stage not in STAGES:
                 raise AnbenchError(f"unknown stage '{result.stage}'; stages: {', '.join(STAGES)}")
             result.created_at = result.created_at or now
-        rows = [(r.key, r.arch_id, r.stage, r.target, _dumps(r.settings), _dumps(r.metrics), _dumps(r.provenance),
-                 r.source, r.created_at, r.run) for r in results]
+        texts: dict[tuple[int, bool], str] = {}  # results often share their settings/provenance objects
+
+        def once(value: Any, canonical: bool = False) -> str:
+            text = texts.get((id(value), canonical))
+            if text is None:
+                text = texts[(id(value), canonical)] = canonical_json(value) if canonical else _dumps(value)
+            return text
+
+        rows = [(_key_of_text(r.arch_id, r.stage, r.target, once(r.settings, True), r.run), r.arch_id, r.stage,
+                 r.target, once(r.settings), _dumps(r.metrics), once(r.provenance), r.source, r.created_at, r.run)
+                for r in results]
         with self.transaction():
             try:
                 cursor = self.conn.executemany(

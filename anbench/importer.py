@@ -21,7 +21,9 @@ Contract:
   :mod:`anbench.export` writes each back under its own index. Imported results have
   source ``anb-json`` and settings ``{"source": "anb-json"}``; re-importing the same
   folder adds nothing (results imported by anbench < schema 2, with an empty run, count
-  as stored too).
+  as stored too). A record whose file name and architecture match a stored run with
+  other values (an edited file imported again) is kept as a run of its own,
+  ``<file>@<content hash>``, and reported: an import never drops or overwrites a record.
 * Params/MACs are counted once per architecture and compared with each record's
   ``model_info`` (tolerance 1e-6 M); disagreements are reported, never written over the
   record's values. The whole import is one transaction.
@@ -30,6 +32,7 @@ Contract:
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
@@ -41,7 +44,7 @@ from .errors import AnbenchError
 from .export import ANB_PLATFORM_KEYS, IMPORT_SOURCE, RESULT_FILE, STORE_METRIC, TRAIN_METRICS
 from .record_files import DEFAULT_MAX_RECORD_BYTES, MAX_NESTING, check_value, finite, read_json_record
 from .searchspace import Architecture
-from .store import StageResult, Store
+from .store import StageResult, Store, canonical_json
 
 TOP_LEVEL_KEYS = ("architecture", "metrics", "model_info", "platform_perf")
 EXTRA_TOP_LEVEL_KEY = "anbench"  # provenance block of anbench's own export
@@ -50,6 +53,10 @@ IMPORT_SETTINGS = {"source": IMPORT_SOURCE}
 TRAIN_TARGET = "imagenet"
 COST_TOLERANCE_M = 1e-6
 _PERF_KEY = re.compile(r"^(latency|throughput)_(.+)$")
+_ANB_TRAIN_KEYS = tuple(anb for anb, _ in TRAIN_METRICS)
+_ANB_PERF_KEYS_ORDERED = tuple(f"{metric}_{device}" for metric, device in ANB_PLATFORM_KEYS)
+_ANB_PERF_KEYS = frozenset(_ANB_PERF_KEYS_ORDERED)
+_INF = float("inf")
 
 
 @dataclass
@@ -74,6 +81,7 @@ class ImportSummary:
     trainings_added: int = 0
     measurements_added: int = 0
     already_stored: int = 0
+    renamed_runs: list[str] = field(default_factory=list)  # records that differ from a stored run of their name
     invalid: list[str] = field(default_factory=list)  # one line each
     empty_repeats: list[tuple[str, str]] = field(default_factory=list)  # (file, first file): nothing to store
     cost_disagreements: list[str] = field(default_factory=list)  # one line each
@@ -93,6 +101,10 @@ class ImportSummary:
             + (f" ({self.already_stored} already stored)" if self.already_stored else ""),
             f"skipped: {self.skipped} ({len(self.invalid)} invalid, {len(self.empty_repeats)} empty repeats)",
         ]
+        if self.renamed_runs:
+            shown = ", ".join(self.renamed_runs[:few]) + (", ..." if len(self.renamed_runs) > few else "")
+            out.append(f"records that differ from the stored record of the same file and architecture: "
+                       f"{len(self.renamed_runs)}, kept as runs of their own ({shown})")
         if self.empty_repeats:
             shown = ", ".join(f"{f} (no values; architecture of {w})" for f, w in self.empty_repeats[:few])
             out.append(f"  empty repeats: {shown}{', ...' if len(self.empty_repeats) > few else ''}")
@@ -162,9 +174,19 @@ def _perf_key(key: str) -> tuple[str, str, tuple[str, str]]:
     return metric, device, (f"{metric}_mean", f"{metric}_std")
 
 
+def _positive(value: Any) -> bool:
+    return type(value) is float and 0 < value < _INF  # False for NaN too
+
+
 def _perf(key: str, entry: Any) -> tuple[str, dict[str, Any] | None]:
     """(device, store metrics or None when not measured) of one platform_perf entry."""
     metric, device, keys = _perf_key(key)
+    if type(entry) is dict and tuple(entry) == keys:
+        # the common, valid case in one pass; anything else takes the checks below, which name the problem
+        mean, std = entry[keys[0]], entry[keys[1]]
+        if _positive(mean) and (std is None or std == 0 or _positive(std)):
+            prefix = STORE_METRIC[metric]
+            return device, {f"{prefix}_mean": mean, f"{prefix}_std": std}
     where = f"platform_perf.{key}"
     entry = _object(where, entry)
     if tuple(entry) != keys:
@@ -183,8 +205,7 @@ def _perf(key: str, entry: Any) -> tuple[str, dict[str, Any] | None]:
     return device, {f"{prefix}_mean": mean, f"{prefix}_std": std}
 
 
-def _parse(file: str, index: int, data: Any) -> ParsedRecord:
-    record = _object("the record", data)
+def _check_top_level(record: dict) -> None:
     for key in TOP_LEVEL_KEYS:
         if key not in record:
             raise _Invalid(f"missing top-level key '{key}'")
@@ -193,28 +214,36 @@ def _parse(file: str, index: int, data: Any) -> ParsedRecord:
             # an unknown key would not survive import -> export: refuse rather than drop it
             raise _Invalid(f"unknown top-level key '{key}' (expected {', '.join(TOP_LEVEL_KEYS)}"
                            f" and optionally {EXTRA_TOP_LEVEL_KEY})")
+
+
+def _parse(file: str, index: int, data: Any) -> ParsedRecord:
+    record = _object("the record", data)
+    if tuple(record) != TOP_LEVEL_KEYS:
+        _check_top_level(record)
     try:
         arch = Architecture.from_record(record["architecture"])
     except AnbenchError as exc:
         raise _Invalid(f"architecture: {exc}") from None
 
     metrics = _object("metrics", record["metrics"])
-    _exact_keys("metrics", metrics, tuple(anb for anb, _ in TRAIN_METRICS))
+    if tuple(metrics) != _ANB_TRAIN_KEYS:
+        _exact_keys("metrics", metrics, _ANB_TRAIN_KEYS)
     train = {key: _number(f"metrics.{anb}", metrics[anb]) for anb, key in TRAIN_METRICS}
     if train["train_time_s"] is not None and train["train_time_s"] <= 0:
         raise _Invalid(f"metrics.train_time must be > 0, got {train['train_time_s']!r}")
     train_metrics = train if any(v is not None for v in train.values()) else None
 
     info = _object("model_info", record["model_info"])
-    _exact_keys("model_info", info, MODEL_INFO_KEYS)
+    if tuple(info) != MODEL_INFO_KEYS:
+        _exact_keys("model_info", info, MODEL_INFO_KEYS)
     for key in MODEL_INFO_KEYS:
         if _number(f"model_info.{key}", info[key], nullable=False) <= 0:
             raise _Invalid(f"model_info.{key} must be > 0, got {info[key]!r}")
 
     perf = _object("platform_perf", record["platform_perf"])
-    for metric, device in ANB_PLATFORM_KEYS:
-        if f"{metric}_{device}" not in perf:
-            raise _Invalid(f"platform_perf is missing key '{metric}_{device}'")
+    if not perf.keys() >= _ANB_PERF_KEYS:
+        missing = next(key for key in _ANB_PERF_KEYS_ORDERED if key not in perf)
+        raise _Invalid(f"platform_perf is missing key '{missing}'")
     measures: dict[str, dict[str, Any]] = {}
     for key, entry in perf.items():
         device, values = _perf(key, entry)
@@ -326,6 +355,28 @@ def _legacy_imports(store: Store) -> set[tuple[str, str, str, str]]:
     return out
 
 
+def _rename_conflicting_runs(store: Store, results: list[StageResult]) -> list[str]:
+    """Give a record whose file name and architecture match a stored run with other values
+    (e.g. an edited folder imported again) a run of its own, ``<file>@<content hash>``, so
+    neither is lost; the new run names."""
+    stored = store.stored_metrics([r.key for r in results])
+    clashing = {(r.arch_id, r.run) for r in results if r.key in stored and stored[r.key] != r.metrics}
+    if not clashing:
+        return []
+    by_record: dict[tuple[str, str], list[StageResult]] = {}
+    for r in results:
+        if (r.arch_id, r.run) in clashing:
+            by_record.setdefault((r.arch_id, r.run), []).append(r)
+    renamed = []
+    for (_, run), rs in by_record.items():
+        content = canonical_json([[r.stage, r.target, r.metrics] for r in rs])
+        new_run = f"{run}@{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+        for r in rs:
+            r.run = new_run
+        renamed.append(new_run)
+    return renamed
+
+
 def _after_records_planned() -> None:
     """Seam for tests that kill an import at a chosen point (between planning and writing)."""
 
@@ -372,6 +423,7 @@ def import_anb_json(store: Store, directory: str | os.PathLike, skip_invalid: bo
             fresh = [r for r in results if (r.arch_id, r.stage, r.target, r.run) not in legacy]
             summary.already_stored += len(results) - len(fresh)
             results = fresh
+        summary.renamed_runs = _rename_conflicting_runs(store, results)
         summary.new_architectures = store.add_architectures(new_archs)
         trainings = [r for r in results if r.stage == "train"]
         measurements = [r for r in results if r.stage != "train"]

@@ -415,6 +415,17 @@ class Store:
                 self.conn.executemany("DELETE FROM leases WHERE key = ?", [(row[0],) for row in rows])
         return added
 
+    def stored_metrics(self, keys: list[str]) -> dict[str, dict]:
+        """``{key: metrics}`` of the given result keys that are stored (absent keys are left out)."""
+        out: dict[str, dict] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):  # under SQLite's limit on bound parameters
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, metrics in self.conn.execute(f"SELECT key, metrics_json FROM results WHERE key IN ({marks})", chunk):
+                    out[key] = json.loads(metrics)
+        return out
+
     def run_counts(self) -> dict[str, int]:
         """``architectures`` with results, ``runs`` (per architecture, the most results of one
         stage and target, summed) and ``repeated`` (architectures with more than one run)."""

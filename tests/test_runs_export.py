@@ -181,3 +181,22 @@ def test_the_released_dataset_comes_back_byte_for_byte(run_cli, store_path, tmp_
     with open(tmp_path / "csv" / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 5138 and len({(r["id"], r["run"]) for r in rows}) == 5138
+
+
+def test_an_edited_record_imported_again_is_kept_beside_the_first(run_cli, store_path, tmp_path):
+    folder = anb.write_dir(tmp_path / "anb", {2: anb.RESULT_2, 10: anb.RESULT_10})
+    assert run_cli("import", folder).exit_code == 0
+    edited = anb.copy(anb.RESULT_2)
+    edited["metrics"]["val_top1"] = 70.0
+    (folder / "result_2.json").write_text(json.dumps(edited))
+    again = run_cli("import", folder)
+    assert again.exit_code == 0
+    assert "differ from the stored record of the same file and architecture: 1, kept as runs of their own " \
+           "(result_2.json@" in again.output
+    assert "trainings added: 1, measurements added: 4 (7 already stored)" in again.output
+    assert "trainings added: 0, measurements added: 0 (12 already stored)" in run_cli("import", folder).output
+    assert run_cli("export", "--out", tmp_path / "out").exit_code == 0
+    exported = anb.load_dir(tmp_path / "out")
+    assert sorted(exported) == ["result_10.json", "result_11.json", "result_2.json"]
+    anb.assert_same_json(exported["result_2.json"], anb.RESULT_2)  # the first import keeps its name
+    anb.assert_same_json(exported["result_11.json"], edited)  # the edit follows the largest index

@@ -144,8 +144,8 @@ def test_pending_side_files_are_imported_back(run_cli, store_path, tmp_path):
     side = write_pending(tmp_path / "gone.db", arch, {"source": "measure"},
                          own_measurement(arch, "cpu", 10.0), "database is locked")
     first = run_cli("import", "--format", "pending", side)
-    assert first.exit_code == 0 and "results added: 1 (0 already stored)" in first.output
-    assert "results added: 0 (1 already stored)" in run_cli("import", "--format", "pending", side.parent).output
+    assert first.exit_code == 0 and "pending results: 1 new, 0 already stored" in first.output
+    assert "pending results: 0 new, 1 already stored" in run_cli("import", "--format", "pending", side.parent).output
 
 
 @pytest.mark.slow

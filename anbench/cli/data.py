@@ -175,8 +175,8 @@ def export_cmd(fmt, out_dir, devices, dataset, overwrite):
 
 @click.command("import")
 @click.option("--format", "fmt", type=click.Choice(["anb-json", "pending"]), default="anb-json", show_default=True,
-              help="anb-json: a folder of Accel-NASBench result_<i>.json records; pending: side files of results "
-                   "a worker could not store (a file or a folder of them).")
+              help="anb-json: a folder of Accel-NASBench result_<i>.json records; pending: a side file (or a "
+                   "folder of them) that a worker wrote when the store stayed unusable.")
 @click.argument("directory", type=click.Path())
 @click.option("--skip-invalid", is_flag=True, help="Report invalid records (one line each on stderr) and import the rest.")
 @click.option("--max-record-bytes", type=click.IntRange(min=1), default=None, metavar="N",
@@ -203,8 +203,8 @@ def import_cmd(fmt, directory, skip_invalid, max_record_bytes):
     if fmt == "pending":
         from ..pending import import_pending
 
-        new, stored = import_pending(store, directory)
-        click.echo(f"results added: {new} ({stored} already stored)")
+        new, known = import_pending(store, directory)
+        click.echo(f"pending results: {new} new, {known} already stored")
         return
     from ..importer import import_anb_json
     from ..record_files import DEFAULT_MAX_RECORD_BYTES

@@ -395,3 +395,15 @@ def anb_arch(name):
     from anbench.searchspace import named
 
     return named(name)
+
+
+def test_without_an_atomic_exchange_the_two_renames_still_replace_the_export(run_cli, imported, tmp_path, monkeypatch):
+    import anbench.export_dir as export_dir
+
+    out = tmp_path / "out"
+    assert run_cli("export", "--out", out).exit_code == 0
+    monkeypatch.setattr(export_dir, "_exchange", lambda a, b: False)  # a file system without RENAME_EXCHANGE
+    (out / "result_0.json").unlink()  # a file of the earlier export the user removed: nothing to protect
+    assert run_cli("export", "--out", out, "--overwrite").exit_code == 0
+    assert len(list(out.glob("result_*.json"))) == 5
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []

@@ -201,9 +201,11 @@ def _write_file(path: Path, data: bytes) -> None:
 def write_export_dir(out_dir: str | os.PathLike, files: Iterable[tuple[str, bytes]], overwrite: bool,
                      manifest_fields: dict[str, Any]) -> Placed:
     """Write ``files`` (name, bytes) as the export folder ``out_dir`` (module contract)."""
-    out_dir = Path(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))  # "." and "x/.." name their folder: the temp folder goes beside it
     if out_dir.is_symlink() and out_dir.is_dir():
         out_dir = out_dir.resolve()  # replace the folder it points to, keep the link
+    if not out_dir.name:
+        raise AnbenchError(f"--out {out_dir} is the root folder; export into a folder of its own")
     previous = check_target(out_dir, overwrite)
     parent = out_dir.parent
     try:

@@ -5,7 +5,6 @@ import json
 import pytest
 
 import anb_records as anb
-from anbench.importer import import_anb_json
 from anbench.searchspace import Architecture, named
 from anbench.store import StageResult, Store
 

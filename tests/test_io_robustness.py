@@ -367,17 +367,17 @@ def test_ctrl_c_half_way_through_an_export_is_one_line_and_cleans_up(run_cli, im
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("pause_after,stored", [(1, "old"), (0, "new")], ids=["inside-transaction", "after-commit"])
-def test_kill_9_during_an_import_leaves_old_or_new_state_never_doubles(run_cli, store_path, tmp_path, pause_after, stored):
+@pytest.mark.parametrize("module,function,pause_after,stored", [
+    ("anbench.importer", "parse_record", 2, "old"),  # reading the files
+    ("anbench.store", "Store.add_results", 1, "old"),  # between the two result batches, inside the transaction
+    ("anbench.importer", "ImportSummary.lines", 0, "new"),  # committed, nothing printed yet
+], ids=["while-reading", "inside-transaction", "after-commit"])
+def test_kill_9_during_an_import_leaves_old_or_new_state_never_doubles(run_cli, store_path, tmp_path, module, function,
+                                                                        pause_after, stored):
     assert run_cli("import", anb.write_dir(tmp_path / "first", {1710: anb.RESULT_1710})).exit_code == 0
     old = snapshot(store_path)
     folder = anb.write_dir(tmp_path / "anb", anb.ALL)
-    if stored == "old":  # stop between the two result batches, inside the one transaction
-        proc = start_paused(tmp_path, "anbench.store", "Store.add_results", pause_after,
-                            "--store", store_path, "import", folder)
-    else:  # stop after the import committed, before the command printed anything
-        proc = start_paused(tmp_path, "anbench.importer", "ImportSummary.lines", pause_after,
-                            "--store", store_path, "import", folder)
+    proc = start_paused(tmp_path, module, function, pause_after, "--store", store_path, "import", folder)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     now = snapshot(store_path)

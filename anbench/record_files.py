@@ -88,7 +88,7 @@ def check_value(value: Any, limit: int = MAX_NESTING, where: str = "") -> None:
             raise AnbenchError(f"{where}number {shown} is not a finite double")
 
 
-def _open_checked(path: Path, folder_real: str, max_bytes: int) -> int:
+def _open_checked(path: Path, folder_real: str, max_bytes: int) -> tuple[int, int]:
     try:
         st = os.lstat(path)
         if stat.S_ISLNK(st.st_mode):
@@ -109,10 +109,11 @@ def _open_checked(path: Path, folder_real: str, max_bytes: int) -> int:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise _Refused(f"cannot read: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped for something else after the stat above
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):  # swapped for something else after the stat above
         os.close(fd)
         raise _Refused("not a regular file")
-    return fd
+    return fd, st.st_size
 
 
 def read_json_record(path: Path, folder_real: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
@@ -121,10 +122,14 @@ def read_json_record(path: Path, folder_real: str, max_bytes: int = DEFAULT_MAX_
     module contract. ``deep_check=False`` leaves :func:`check_value` to a caller that validates
     the shape of the value itself (and checks its free-form parts)."""
     try:
-        fd = _open_checked(path, folder_real, max_bytes)
+        fd, size = _open_checked(path, folder_real, max_bytes)
         with os.fdopen(fd, "rb") as handle:
             try:
-                data = handle.read(max_bytes + 1)
+                # read(n) allocates n bytes up front: ask for the size the file has, and only
+                # if it grew since, for what is left up to the limit
+                data = handle.read(min(size, max_bytes) + 1)
+                if len(data) > size:
+                    data += handle.read(max_bytes + 1 - len(data))
             except OSError as exc:
                 raise _Refused(f"cannot read: {exc.strerror or exc}") from None
         if len(data) > max_bytes:  # grew after the stat

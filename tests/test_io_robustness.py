@@ -101,8 +101,13 @@ HOSTILE_FILES = [
 
 def _bind_socket(path):
     server = socket.socket(socket.AF_UNIX)
-    server.bind(str(path))
-    server.close()  # the socket file stays
+    cwd = os.getcwd()
+    os.chdir(path.parent)  # a relative name: socket paths are limited to 108 bytes
+    try:
+        server.bind(path.name)
+    finally:
+        os.chdir(cwd)
+        server.close()  # the socket file stays
 
 
 def _escape_link(path):

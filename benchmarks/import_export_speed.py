@@ -35,7 +35,7 @@ def released_folder(work: Path) -> Path:
     if not RELEASED.exists():
         raise SystemExit(f"no FOLDER given and {RELEASED} is absent")
     with tarfile.open(RELEASED) as tar:
-        tar.extractall(work, filter="data")
+        tar.extractall(work, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     return next(work.rglob("result_0.json")).parent
 
 

@@ -152,7 +152,7 @@ def test_pending_side_files_are_imported_back(run_cli, store_path, tmp_path):
 @pytest.mark.skipif(not RELEASED.exists(), reason="the released dataset lies in ../shared (absent on a fresh clone)")
 def test_the_released_dataset_comes_back_byte_for_byte(run_cli, store_path, tmp_path):
     with tarfile.open(RELEASED) as tar:
-        tar.extractall(tmp_path / "src", filter="data")
+        tar.extractall(tmp_path / "src", **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     folder = next((tmp_path / "src").rglob("result_0.json")).parent
     imported = run_cli("import", folder)
     assert imported.exit_code == 0, imported.stderr

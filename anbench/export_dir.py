@@ -8,9 +8,11 @@ Contract of :func:`write_export_dir`:
   place by one rename (an atomic exchange with ``renameat2(RENAME_EXCHANGE)`` where the
   kernel has it, else two renames, between which the target is briefly absent). A process
   killed or interrupted at any point leaves the target holding the previous export (or
-  nothing), never a mix; an error or Ctrl-C
-  removes the temporary folder, a ``kill -9`` leaves it beside the target, and the next
-  export into that target removes it (it holds only files anbench wrote).
+  nothing), never a mix. An error or Ctrl-C removes the temporary folder; a ``kill -9``
+  leaves it beside the target, and the next export into that target removes it (it holds
+  only files anbench wrote, and a marker naming the dead writer). Files are not fsynced
+  (that would cost more than the export): the guarantee covers killed processes, not a
+  power cut.
 * Files and folders get the usual permissions (the process umask), not 0600.
 * The target may be missing, an empty folder, or a folder holding exactly an earlier
   anbench export (its manifest and the files the manifest lists, unchanged). Replacing

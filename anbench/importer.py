@@ -394,10 +394,6 @@ def _page_cache(store: Store, rows: int):
         store.conn.execute(f"PRAGMA cache_size = {int(previous)}")
 
 
-def _after_records_planned() -> None:
-    """Seam for tests that kill an import at a chosen point (between planning and writing)."""
-
-
 def import_anb_json(store: Store, directory: str | os.PathLike, skip_invalid: bool = False,
                     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> ImportSummary:
     """Import the records of ``directory`` into ``store`` in one transaction (module contract)."""
@@ -433,7 +429,6 @@ def import_anb_json(store: Store, directory: str | os.PathLike, skip_invalid: bo
             summary.cost_disagreements.append(line)
     summary.repeated_architectures = len(repeated)
 
-    _after_records_planned()
     with _page_cache(store, len(results)), store.transaction():
         legacy = _legacy_imports(store)
         if legacy:

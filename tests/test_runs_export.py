@@ -122,6 +122,8 @@ def test_results_lists_repeats_and_summarises_large_stores(run_cli, store_path, 
     rows = json.loads(by_arch.output)
     assert {r["arch_id"] for r in rows} == {named("tpuv3-a").id} and {r["run"] for r in rows} == {"result_2.json"}
     assert len(json.loads(run_cli("results", "--all", "--format", "json").output)) == 77
+    only = run_cli("results", "--summary").output.splitlines()
+    assert only[0].split()[:2] == ["stage", "target"] and only[-1].startswith("77 results")
 
 
 def test_results_imported_before_runs_existed_are_not_imported_twice(run_cli, store_path, tmp_path):
@@ -200,3 +202,32 @@ def test_an_edited_record_imported_again_is_kept_beside_the_first(run_cli, store
     assert sorted(exported) == ["result_10.json", "result_11.json", "result_2.json"]
     anb.assert_same_json(exported["result_2.json"], anb.RESULT_2)  # the first import keeps its name
     anb.assert_same_json(exported["result_11.json"], edited)  # the edit follows the largest index
+
+
+def test_result_keys_keep_their_definition_when_computed_in_bulk(tmp_path):
+    """add_results encodes shared settings once; the keys must stay sha256(canonical JSON of the parts)."""
+    import hashlib
+    import random
+
+    from anbench.store import result_key
+
+    def reference(arch_id, stage, target, settings, run=""):
+        parts = [arch_id, stage, target, settings] + ([run] if run else [])
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    rng = random.Random(7)
+    alphabet = "ab_-.:=/ \"\\\u00e9\u2603\U0001F600\n"
+    word = lambda: "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))  # noqa: E731
+    for _ in range(500):
+        settings = {word(): rng.choice([1, 2.5, None, True, word(), [1, {"b": 2, "a": 1}]]) for _ in range(3)}
+        args = (word(), word(), word(), settings, rng.choice(["", word()]))
+        assert result_key(*args) == reference(*args)
+    with Store.open(tmp_path / "s.db") as store:
+        arch = named("smallest")
+        store.add_architecture(arch)
+        batch = [StageResult(arch.id, "measure", "cpu", {"z": 1, "a": [2.5]}, {"x": i}, {}, run=f"seed={i}")
+                 for i in range(3)]
+        assert store.add_results(batch) == 3
+        assert [r.key for r in store.results()] == [reference(arch.id, "measure", "cpu", {"z": 1, "a": [2.5]}, f"seed={i}")
+                                                    for i in range(3)]
+        assert store.has_key(batch[0].key)

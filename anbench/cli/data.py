@@ -167,8 +167,8 @@ def export_cmd(fmt, out_dir, devices, dataset, overwrite):
     summary = export(store, fmt, out_dir, overwrite=overwrite, devices=parse_device_specs(devices), dataset=dataset)
     measured = ", ".join(f"{d} {n}" for d, n in sorted(summary.measured.items())) or "none"
     what = f"{summary.files} result files" if fmt == "anb-json" else "results.csv"
-    click.echo(f"wrote {what} to {summary.out_dir} ({summary.records} records of {summary.architectures} "
-               f"architectures; trained {summary.trained}; measured: {measured})")
+    click.echo(f"wrote {what} to {summary.out_dir} ({_plural(summary.records, 'record')} of "
+               f"{_plural(summary.architectures, 'architecture')}; trained {summary.trained}; measured: {measured})")
     if summary.replaced:
         click.echo(f"replaced an earlier export ({summary.replaced} files)")
 

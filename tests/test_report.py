@@ -20,7 +20,7 @@ from anbench.store import StageResult, Store
 
 from cdp_browser import Browser, chromium_path, screenshot_dir
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "accel-nasbench" / "anb_dataset_jsons.tar.gz"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "accel-nasbench" / "anb_dataset_jsons.tar.gz"
 PROV = {"anbench_version": "0.1.0"}
 
 
@@ -293,3 +293,30 @@ def test_no_results_and_single_device_give_panels_that_say_what_is_missing(run_c
                                   "front": None}]
     assert numbers["correlations"]["spearman"][0][2] is None
     assert (out / "pareto_throughput_a100.png").exists() and "pareto_throughput_a100.png" in numbers["figures"]
+
+
+# -- the released data ------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATA.exists(), reason="released Accel-NASBench data (../shared) not present")
+def test_released_data_a100_front_and_macs_against_all_eight_device_columns(run_cli, tmp_path):
+    import tarfile
+
+    with tarfile.open(DATA) as archive:
+        archive.extractall(tmp_path, filter="data")
+    folder = next(p.parent for p in tmp_path.rglob("result_0.json"))
+    assert run_cli("import", folder).exit_code == 0
+    numbers = report_json(run_cli)
+    assert numbers["architectures"] == 5125 and numbers["dataset"] == "imagenet"
+    a100 = next(e for e in numbers["pareto"] if e["device"] == "a100" and e["metric"] == "throughput_ips")
+    assert a100["n"] == 5125 and 10 <= len(a100["front"]) <= 100
+    accs = [p["accuracy"] for p in a100["front"]]
+    assert accs == sorted(accs)  # fastest first, so accuracy rises along the front
+    names = numbers["correlations"]["names"]
+    device_columns = ["zcu102 latency_ms", "vck190 latency_ms", "a100 throughput_ips", "3090 throughput_ips",
+                      "tpuv2 throughput_ips", "tpuv3 throughput_ips", "zcu102 throughput_ips", "vck190 throughput_ips"]
+    assert set(device_columns) <= set(names)
+    row = numbers["correlations"]["spearman"][names.index("macs_m")]
+    for column in device_columns:
+        rho = row[names.index(column)]
+        assert rho is not None and (rho > 0.5 if "latency" in column else rho < -0.5), (column, rho)

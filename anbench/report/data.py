@@ -47,8 +47,13 @@ class Series:
     cv: list[float] = field(default_factory=list)
     ci_rel_width: list[float] = field(default_factory=list)
 
+    _means: dict[str, float] | None = field(default=None, repr=False, compare=False)
+
     def mean_by_arch(self) -> dict[str, float]:
-        return {arch: float(np.mean(values)) for arch, values in self.runs.items()}
+        """Arch id -> mean over its runs (computed once: read it after gathering is done)."""
+        if self._means is None or len(self._means) != len(self.runs):
+            self._means = {arch: math.fsum(v) / len(v) if len(v) > 1 else v[0] for arch, v in self.runs.items()}
+        return self._means
 
     def repeated(self) -> dict[str, list[float]]:
         return {arch: values for arch, values in self.runs.items() if len(values) > 1}

@@ -22,7 +22,10 @@ from .analysis import MIN_POINTS, paired, repeat_spread
 from .data import DeviceColumn, ReportData
 
 DPI = 100
-POINT = dict(s=6, alpha=0.35, color="#4c72b0", linewidths=0, rasterized=True)
+def _points(n: int) -> dict:
+    # thousands of points need small translucent dots; a few dozen must stay visible
+    many = n > 500
+    return dict(s=6 if many else 20, alpha=0.35 if many else 0.75, color="#4c72b0", linewidths=0, rasterized=True)
 FRONT_COLOR = "#d62728"
 NAMED_COLOR = "#2ca02c"
 
@@ -35,6 +38,7 @@ class Figure:
     width_px: int
     height_px: int
     section: str
+    pareto_key: tuple[str, str] | None = None  # (device, metric) of a Pareto figure
 
 
 def safe_name(text: str) -> str:
@@ -89,14 +93,15 @@ class Writer:
         self.out_dir = out_dir
         self.figures: list[Figure] = []
 
-    def save(self, fig, name: str, title: str, caption: str, section: str) -> None:
+    def save(self, fig, name: str, title: str, caption: str, section: str,
+             pareto_key: tuple[str, str] | None = None) -> None:
         plt = _plt()
         name = safe_name(name)
         fig.savefig(self.out_dir / f"{name}.png", dpi=DPI)
         fig.savefig(self.out_dir / f"{name}.pdf", dpi=150)
         width, height = (round(v) for v in fig.get_size_inches() * DPI)
         plt.close(fig)
-        self.figures.append(Figure(name, title, caption, width, height, section))
+        self.figures.append(Figure(name, title, caption, width, height, section, pareto_key))
 
 
 def pareto_figure(writer: Writer, data: ReportData, column: DeviceColumn, entry: dict[str, Any]) -> None:
@@ -112,7 +117,7 @@ def pareto_figure(writer: Writer, data: ReportData, column: DeviceColumn, entry:
         ax.set_title(title)
         caption = why
     else:
-        ax.scatter(speed, acc, label=f"{_count(len(ids))}", **POINT)
+        ax.scatter(speed, acc, label=f"{_count(len(ids))}", **_points(len(ids)))
         front = entry["front"]
         fx = [p[column.metric] for p in front]
         fy = [p["accuracy"] for p in front]
@@ -132,10 +137,10 @@ def pareto_figure(writer: Writer, data: ReportData, column: DeviceColumn, entry:
         ax.set_title(f"{title} (n={len(ids)})")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left" if column.higher_is_better else "lower right", fontsize=8)
-        caption = (f"One point per architecture (mean over its runs). {len(front)} architectures are on the "
+        caption = (f"One point per architecture (mean over its runs). {_count(len(front))} on the "
                    f"Pareto front: no other is both at least as accurate and at least as "
                    f"{'fast' if kind == 'throughput' else 'quick'} on {column.device}.")
-    writer.save(fig, f"pareto_{kind}_{column.device}", title, caption, "pareto")
+    writer.save(fig, f"pareto_{kind}_{column.device}", title, caption, "pareto", (column.device, column.metric))
 
 
 def proxy_figure(writer: Writer, data: ReportData, cost: str, correlations: dict[str, Any]) -> None:
@@ -153,7 +158,7 @@ def proxy_figure(writer: Writer, data: ReportData, cost: str, correlations: dict
         if len(x) < MIN_POINTS:
             _not_enough(ax, f"not enough data: {_count(len(x))}")
             continue
-        ax.scatter(x, y, **POINT)
+        ax.scatter(x, y, **_points(len(x)))
         i, j = names.index(cost), names.index(column.label)
         rho, tau = correlations["spearman"][i][j], correlations["kendall"][i][j]
         text = f"Spearman ρ = {_fmt(rho)}\nKendall τ = {_fmt(tau)}\nn = {len(x)}"

@@ -18,12 +18,15 @@ from .. import __version__
 from .figures import Figure
 
 MAX_FAILURES_SHOWN = 200
+FRONT_ROWS_OPEN = 12  # longer Pareto tables start folded
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1400px;
        padding: 0 1em; color: #222; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
 .meta { color: #555; }
+.figs { display: flex; flex-wrap: wrap; gap: 0 1.5em; }
+.figs figure { flex: 0 1 640px; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #444; font-size: 0.92em; max-width: 60em; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.6em 0 1.2em; }
@@ -62,12 +65,14 @@ def _text(value: Any) -> str:
     return f'<td class="l">{escape(str(value)) if value is not None else ""}</td>'
 
 
-def _figure(fig: Figure, out_dir: Path) -> str:
+def _figure(fig: Figure, out_dir: Path, pareto: dict[str, Any] | None = None) -> str:
     data = base64.b64encode((out_dir / f"{fig.name}.png").read_bytes()).decode("ascii")
+    table = _pareto_table(pareto) if pareto else ""
     return (f'<figure id="fig-{escape(fig.name)}"><img src="data:image/png;base64,{data}" '
             f'alt="{escape(fig.title)}" width="{fig.width_px}" height="{fig.height_px}">'
             f"<figcaption><b>{escape(fig.title)}.</b> {escape(fig.caption)} "
-            f"Files: <code>{escape(fig.name)}.png</code>, <code>{escape(fig.name)}.pdf</code>.</figcaption></figure>")
+            f"Files: <code>{escape(fig.name)}.png</code>, <code>{escape(fig.name)}.pdf</code>.</figcaption>"
+            f"{table}</figure>")
 
 
 def _pareto_table(entry: dict[str, Any]) -> str:
@@ -77,7 +82,8 @@ def _pareto_table(entry: dict[str, Any]) -> str:
     rows = [[_text(p["id"]), _text(p["name"] or ""), _text(p["compact"]), _num(p["accuracy"], 5), _num(p[metric], 5)]
             for p in entry["front"]]
     table = _table(["id", "name", "architecture", "accuracy [%]", metric], rows, left=3)
-    return (f"<details open><summary>Pareto front of {escape(entry['device'])} {escape(metric)}: "
+    folded = "" if len(entry["front"]) > FRONT_ROWS_OPEN else " open"
+    return (f"<details{folded}><summary>Pareto front of {escape(entry['device'])} {escape(metric)}: "
             f"{len(entry['front'])} of {entry['n']} architectures</summary>{table}</details>")
 
 
@@ -119,7 +125,7 @@ def _pct(value):
 
 def _section_body(key: str, numbers: dict[str, Any]) -> str:
     if key == "pareto":
-        return "".join(_pareto_table(e) for e in numbers["pareto"])
+        return ""  # each table sits under its figure
     if key == "correlation":
         c = numbers["correlations"]
         return ("<h3>Spearman ρ</h3>" + _matrix_table(c, "spearman") + "<h3>Kendall τ-b</h3>"
@@ -162,9 +168,11 @@ def render(numbers: dict[str, Any], figures: list[Figure], out_dir: Path) -> str
         f"Named architectures in the store: {named}. anbench {escape(__version__)}.</p>",
         "<nav>" + "".join(f'<a href="#{k}">{escape(t)}</a>' for k, t in SECTIONS) + "</nav>",
     ]
+    entries = {(e["device"], e["metric"]): e for e in numbers["pareto"]}
     for key, title in SECTIONS:
         parts.append(f'<section id="{key}"><h2>{escape(title)}</h2>')
-        parts.extend(_figure(f, out_dir) for f in figures if f.section == key)
+        parts.append('<div class="figs">' + "".join(_figure(f, out_dir, entries.get(f.pareto_key))
+                                                    for f in figures if f.section == key) + "</div>")
         parts.append(_section_body(key, numbers))
         parts.append("</section>")
     parts.append("</body></html>")

@@ -79,24 +79,26 @@ def test_rank_correlations_equal_scipy_with_ties():
 A100_A, ZCU_A = named("a100-a"), named("zcu102-a")
 
 
-def measure(arch, device, settings, throughput=None, latency=None, **extra):
+def measure(arch, device, settings, throughput=None, latency=None, run="", **extra):
     metrics = {}
     if throughput is not None:
         metrics.update(throughput_ips_mean=throughput[0], throughput_ips_std=throughput[1])
     if latency is not None:
         metrics.update(latency_ms_mean=latency[0], latency_ms_std=latency[1])
     metrics.update(extra)
-    return StageResult(arch.id, "measure", device, settings, metrics, dict(PROV))
+    return StageResult(arch.id, "measure", device, settings, metrics, dict(PROV), run=run)
 
 
-def train(arch, top1, settings, dataset="imagenet"):
-    return StageResult(arch.id, "train", dataset, settings, {"val_top1": top1, "train_time_s": 10.0}, dict(PROV))
+def train(arch, top1, settings, dataset="imagenet", run=""):
+    return StageResult(arch.id, "train", dataset, settings, {"val_top1": top1, "train_time_s": 10.0}, dict(PROV),
+                       run=run)
 
 
 def build_store(path, n=30):
     """Archs with accuracy; a100 (throughput, std), zcu102 (throughput and latency, std null),
-    cpu (latency with a CI). The first 3 archs are trained and measured twice on a100 (repeats
-    simulated through settings), one a100 measurement FAILED, cpu has a single arch."""
+    cpu (latency with a CI). The first 3 archs are trained and measured twice on a100 (a second
+    run, or the same stage with other settings: both count as runs), one a100 measurement
+    FAILED, cpu has a single arch."""
     rng = random.Random(11)
     archs = sample(n, seed=5) + [A100_A, ZCU_A]
     truth = {}
@@ -111,11 +113,12 @@ def build_store(path, n=30):
             store.add_result(measure(arch, "a100", {"batch": 128}, (tput, tput * 0.01)))
             store.add_result(measure(arch, "zcu102", {"batch": 1}, (1000 / zlat, None), (zlat, None)))
             if i < 3:
-                store.add_result(train(arch, acc + 1.0, {"seed": 2}))
-                store.add_result(measure(arch, "a100", {"batch": 128, "run": 2}, (tput * 1.1, tput * 0.02)))
+                store.add_result(train(arch, acc + 1.0, {"seed": 1}, run="seed=2") if i else
+                                 train(arch, acc + 1.0, {"seed": 2}))
+                store.add_result(measure(arch, "a100", {"batch": 128}, (tput * 1.1, tput * 0.02), run="repeat=2"))
                 truth[arch.id]["acc"].append(acc + 1.0)
                 truth[arch.id]["a100"].append(tput * 1.1)
-        store.add_result(measure(archs[3], "a100", {"batch": 128, "run": 3}, (1.0, 0.0), verdict="FAILED",
+        store.add_result(measure(archs[3], "a100", {"batch": 128}, (1.0, 0.0), run="repeat=3", verdict="FAILED",
                                  reasons=["out of memory at batch 128"]))
         store.add_result(measure(archs[0], "cpu", {}, None, (40.0, 1.0), latency_ms_ci95_low=39.0,
                                  latency_ms_ci95_high=41.0))
@@ -179,8 +182,8 @@ def test_json_numbers_use_the_mean_over_runs_and_match_brute_force_and_scipy(run
     coverage = {(r["stage"], r["target"]): r for r in numbers["coverage"]}
     assert coverage[("measure", "a100")] == {"stage": "measure", "target": "a100", "architectures": len(ids),
                                              "results": len(ids) + 4, "failed": 1}
-    assert numbers["failures"] == [{"arch_id": ids[3], "stage": "measure", "target": "a100", "verdict": "FAILED",
-                                    "reason": "out of memory at batch 128"}]
+    assert numbers["failures"] == [{"arch_id": ids[3], "stage": "measure", "target": "a100", "run": "repeat=3",
+                                    "verdict": "FAILED", "reason": "out of memory at batch 128"}]
     assert numbers["named_in_store"] == {"a100-a": A100_A.id, "zcu102-a": ZCU_A.id}
 
 

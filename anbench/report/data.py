@@ -4,8 +4,8 @@ Contract:
 
 * Reads the store only through :meth:`Store.architectures` and :meth:`Store.results`.
 * An architecture may have several results for one (stage, target): repeated runs (other
-  seeds, re-measurements, imported duplicates) or results with other settings. Each usable
-  result is one *run*. Figures and correlations use one value per architecture, the mean
+  seeds, re-measurements, imported duplicates: :attr:`StageResult.run` tells them apart) or
+  results with other settings. Each usable result is one *run*. Figures and correlations use one value per architecture, the mean
   over its runs; the runs themselves feed the "spread between repeated runs" panel.
 * A result is usable when its verdict (``metrics["verdict"]``) is absent or ``VALID`` and
   the metric is a finite number. Results with another verdict are failures: counted in
@@ -70,6 +70,7 @@ class Failure:
     arch_id: str
     stage: str
     target: str
+    run: str
     verdict: str
     reason: str
 
@@ -196,7 +197,7 @@ def gather(store, devices: Iterable[str] | None = None, dataset: str | None = No
         cell["results"] += 1
         if verdict not in GOOD_VERDICTS:
             cell["failed"] += 1
-            failures.append(Failure(r.arch_id, r.stage, r.target, str(verdict), _reason(r.metrics)))
+            failures.append(Failure(r.arch_id, r.stage, r.target, r.run, str(verdict), _reason(r.metrics)))
             continue
         cell["archs"].add(r.arch_id)
         if r.stage == "train" and r.target == chosen_dataset:

@@ -232,6 +232,10 @@ def _boxes(ax, groups: list[tuple[str, list[float]]], ylabel: str, empty: str, s
         _not_enough(ax, empty)
         return
     ax.boxplot([np.asarray(v) * scale for _, v in groups], showfliers=True, flierprops=dict(markersize=2))
+    for position, (_, values) in enumerate(groups, 1):
+        if len(values) <= 50:  # a box of a handful of values hides them: show each one
+            ax.plot(position + np.linspace(-0.08, 0.08, len(values)), np.asarray(values) * scale, "o", ms=3,
+                    color=FRONT_COLOR, alpha=0.7)
     ax.set_xticks(range(1, len(groups) + 1), [f"{label}\n(n={len(v)})" for label, v in groups], rotation=30,
                   ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
@@ -262,9 +266,6 @@ def quality_figure(writer: Writer, data: ReportData) -> None:
     spreads = repeat_spread(data.accuracy, relative=False)
     ax.set_title("spread between repeated trainings", fontsize=10)
     _boxes(ax, [("accuracy", spreads)], "max - min [points]", "no repeated trainings", scale=1.0)
-    if spreads:
-        ax.plot(np.ones(len(spreads)) + np.linspace(-0.08, 0.08, len(spreads)), spreads, "o", ms=3,
-                color=FRONT_COLOR, alpha=0.7)
     writer.save(fig, "measurement_quality", "Measurement quality and spread between repeated runs",
                 "Coefficient of variation (and CI width, where stored) of single results; spread over the runs "
                 "of architectures that were trained or measured more than once.", "quality")

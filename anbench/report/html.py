@@ -145,10 +145,10 @@ def _section_body(key: str, numbers: dict[str, Any]) -> str:
             return cov + "<p>No failed results.</p>"
         shown = failures[:MAX_FAILURES_SHOWN]
         more = f" (first {len(shown)} shown; all are in report.json)" if len(failures) > len(shown) else ""
-        rows = ([_text(f["arch_id"]), _text(f["stage"]), _text(f["target"]), _text(f["verdict"]), _text(f["reason"])]
-                for f in shown)
+        rows = ([_text(f["arch_id"]), _text(f["stage"]), _text(f["target"]), _text(f["run"]), _text(f["verdict"]),
+                 _text(f["reason"])] for f in shown)
         return cov + f"<h3>Failures: {len(failures)}{more}</h3>" + _table(
-            ["id", "stage", "target", "verdict", "reason"], rows, left=5)
+            ["id", "stage", "target", "run", "verdict", "reason"], rows, left=6)
     return ""
 
 

@@ -323,3 +323,22 @@ def test_released_data_a100_front_and_macs_against_all_eight_device_columns(run_
     for column in device_columns:
         rho = row[names.index(column)]
         assert rho is not None and (rho > 0.5 if "latency" in column else rho < -0.5), (column, rho)
+
+
+def test_help_and_json_do_not_load_matplotlib(run_cli, small_store, store_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from anbench.cli import cli; "
+            f"r = CliRunner().invoke(cli, ['--store', {str(store_path)!r}, 'report', '--format', 'json']); "
+            "assert r.exit_code == 0, r.output; r = CliRunner().invoke(cli, ['report', '--help']); "
+            "assert r.exit_code == 0; print('matplotlib' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_out_that_is_a_file_is_one_line(run_cli, small_store, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    result = run_cli("report", "--out", target)
+    assert result.exit_code == 2 and result.stderr == f"error: --out {target} exists and is not a directory\n"

@@ -1,9 +1,7 @@
 """`anbench report`: correct numbers (brute force, scipy), real images, a page a browser shows."""
 
-import itertools
 import json
 import math
-import os
 import random
 import re
 from pathlib import Path
@@ -13,7 +11,6 @@ import pytest
 import scipy.stats
 from PIL import Image
 
-from anbench.errors import AnbenchError
 from anbench.report.stats import average_ranks, higher_is_better, kendall_tau_b, pareto_front, spearman
 from anbench.searchspace import named, sample
 from anbench.store import StageResult, Store

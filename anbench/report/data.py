@@ -23,7 +23,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-import numpy as np
 
 from ..errors import AnbenchError
 from ..searchspace import NAMED

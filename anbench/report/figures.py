@@ -11,6 +11,7 @@ here only, so the rest of anbench (and ``anbench --help``) never pays for it.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,8 +98,11 @@ class Writer:
              pareto_key: tuple[str, str] | None = None) -> None:
         plt = _plt()
         name = safe_name(name)
-        fig.savefig(self.out_dir / f"{name}.png", dpi=DPI)
-        fig.savefig(self.out_dir / f"{name}.pdf", dpi=150)
+        for fmt, dpi in (("png", DPI), ("pdf", 150)):
+            # temp file + rename: an interrupted report never leaves a half-written figure
+            tmp = self.out_dir / f".{name}.{fmt}.tmp"
+            fig.savefig(tmp, format=fmt, dpi=dpi)
+            os.replace(tmp, self.out_dir / f"{name}.{fmt}")
         width, height = (round(v) for v in fig.get_size_inches() * DPI)
         plt.close(fig)
         self.figures.append(Figure(name, title, caption, width, height, section, pareto_key))

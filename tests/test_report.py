@@ -86,9 +86,18 @@ def measure(arch, device, settings, throughput=None, latency=None, run="", **ext
     return StageResult(arch.id, "measure", device, settings, metrics, dict(PROV), run=run)
 
 
-def train(arch, top1, settings, dataset="imagenet", run=""):
-    return StageResult(arch.id, "train", dataset, settings, {"val_top1": top1, "train_time_s": 10.0}, dict(PROV),
-                       run=run)
+def train(arch, top1, settings, dataset="imagenet", run="", curves=None):
+    metrics = {"val_top1": top1, "train_time_s": 10.0, "verdict": "VALID"}
+    if curves is not None:
+        metrics["curves"] = curves
+    return StageResult(arch.id, "train", dataset, settings, metrics, dict(PROV), run=run)
+
+
+def curve_rows(top1):
+    # the layout anbench's trainer stores: validation only in the last epoch
+    rows = [{"epoch": e, "train_loss": 2.5 - 0.4 * e, "train_top1": 20.0 + 8 * e, "lr_end": 0.1} for e in range(4)]
+    rows[-1].update(val_top1=top1, val_loss=1.1)
+    return rows
 
 
 def build_store(path, n=30):
@@ -106,7 +115,7 @@ def build_store(path, n=30):
             tput = round(rng.uniform(1000, 9000), 1)
             zlat = round(rng.uniform(2, 9), 3)
             truth[arch.id] = {"acc": [acc], "a100": [tput], "zcu_lat": zlat}
-            store.add_result(train(arch, acc, {"seed": 1}))
+            store.add_result(train(arch, acc, {"seed": 1}, curves=curve_rows(acc) if i < 5 else None))
             store.add_result(measure(arch, "a100", {"batch": 128}, (tput, tput * 0.01)))
             store.add_result(measure(arch, "zcu102", {"batch": 1}, (1000 / zlat, None), (zlat, None)))
             if i < 3:
@@ -117,8 +126,12 @@ def build_store(path, n=30):
                 truth[arch.id]["a100"].append(tput * 1.1)
         store.add_result(measure(archs[3], "a100", {"batch": 128}, (1.0, 0.0), run="repeat=3", verdict="FAILED",
                                  reasons=["out of memory at batch 128"]))
-        store.add_result(measure(archs[0], "cpu", {}, None, (40.0, 1.0), latency_ms_ci95_low=39.0,
-                                 latency_ms_ci95_high=41.0))
+        store.add_result(measure(archs[0], "cpu", {}, None, (40.0, 1.0), latency_ms_ci_low=39.0,
+                                 latency_ms_ci_high=41.0))
+        store.add_result(measure(archs[4], "cpu", {}, None, (80.0, 9.0), verdict="INVALID",
+                                 reasons=["CI target not reached within budget", "host busy: load 3.1 on 2 cores"]))
+        store.add_result(StageResult(archs[5].id, "train", "imagenet", {"seed": 9}, {"verdict": "DIVERGED",
+                                     "error": "loss is nan at epoch 2", "val_top1": None}, dict(PROV)))
     return archs, truth
 
 
@@ -179,8 +192,15 @@ def test_json_numbers_use_the_mean_over_runs_and_match_brute_force_and_scipy(run
     coverage = {(r["stage"], r["target"]): r for r in numbers["coverage"]}
     assert coverage[("measure", "a100")] == {"stage": "measure", "target": "a100", "architectures": len(ids),
                                              "results": len(ids) + 4, "failed": 1}
-    assert numbers["failures"] == [{"arch_id": ids[3], "stage": "measure", "target": "a100", "run": "repeat=3",
-                                    "verdict": "FAILED", "reason": "out of memory at batch 128"}]
+    assert numbers["failures"] == [
+        {"arch_id": ids[3], "stage": "measure", "target": "a100", "run": "repeat=3", "verdict": "FAILED",
+         "reason": "out of memory at batch 128"},
+        {"arch_id": ids[4], "stage": "measure", "target": "cpu", "run": "", "verdict": "INVALID",
+         "reason": "CI target not reached within budget; host busy: load 3.1 on 2 cores"},
+        {"arch_id": ids[5], "stage": "train", "target": "imagenet", "run": "", "verdict": "DIVERGED",
+         "reason": "loss is nan at epoch 2"}]
+    assert coverage[("measure", "cpu")]["architectures"] == 1 and coverage[("measure", "cpu")]["failed"] == 1
+    assert numbers["training_curves"] == 5
     assert numbers["named_in_store"] == {"a100-a": A100_A.id, "zcu102-a": ZCU_A.id}
 
 
@@ -213,7 +233,7 @@ def test_report_writes_real_figures_and_a_self_contained_page(run_cli, small_sto
     html = (out / "index.html").read_text()
     expected = {"pareto_throughput_a100", "pareto_throughput_zcu102", "pareto_latency_zcu102", "pareto_latency_cpu",
                 "macs_vs_speed", "params_vs_speed", "correlation_matrix", "distributions", "measurement_quality",
-                "coverage"}
+                "coverage", "training_curves"}
     assert {Path(f).stem for f in numbers["figures"]} == expected
     sizes = dict(re.findall(r'<figure id="fig-([\w.-]+)"><img src="data:image/png;base64,[^"]+" alt="[^"]*" '
                             r'(width="\d+" height="\d+")', html))
@@ -229,7 +249,7 @@ def test_report_writes_real_figures_and_a_self_contained_page(run_cli, small_sto
     for point in front:
         assert point["id"] in html
     assert "cpu: accuracy vs latency.</b> not enough data: 1 architecture with both accuracy and latency" in html
-    assert "mean over its runs" in html and "out of memory at batch 128" in html
+    assert "mean over its runs" in html and "out of memory at batch 128" in html and "loss is nan at epoch 2" in html
 
 
 @pytest.mark.slow
@@ -277,7 +297,7 @@ def test_no_results_and_single_device_give_panels_that_say_what_is_missing(run_c
     assert numbers["pareto"] == [] and numbers["dataset"] is None and numbers["coverage"] == []
     assert numbers["correlations"]["names"] == ["macs_m", "params_m"]
     html = (out / "index.html").read_text()
-    assert "No device measurements stored." in html
+    assert "No device measurements stored." in html and "No training curves stored" in html
     assert "No results stored yet: 4 architectures, none trained, compiled or measured." in html
     check_png(out / "coverage.png", *Image.open(out / "coverage.png").size)
 

@@ -117,6 +117,7 @@ def analyse(data: ReportData) -> dict[str, Any]:
         "distributions": {"accuracy": describe(data.accuracy.mean_by_arch().values()),
                           **{c.label: describe(c.mean_by_arch().values()) for c in data.columns}},
         "quality": quality(data),
+        "training_curves": len(data.curves),
         "coverage": [vars(row) for row in data.coverage],
         "failures": [vars(f) for f in data.failures],
     }

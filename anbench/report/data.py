@@ -8,10 +8,11 @@ Contract:
   results with other settings. Each usable result is one *run*. Figures and correlations use one value per architecture, the mean
   over its runs; the runs themselves feed the "spread between repeated runs" panel.
 * A result is usable when its verdict (``metrics["verdict"]``) is absent or ``VALID`` and
-  the metric is a finite number. Results with another verdict are failures: counted in
-  the coverage and listed with their reason, never plotted.
+  the metric is a finite number. Results with another verdict (INVALID, DIVERGED, FAILED)
+  are counted in the coverage and listed with their reasons, never plotted.
 * Accuracy is ``val_top1`` of ``train`` results on one dataset (``dataset``, default: the
-  dataset with the most trained architectures). Device columns are the ``measure``
+  dataset with the most trained architectures); their per-epoch ``curves`` (rows with
+  ``epoch`` and any of ``train_loss``, ``train_top1``, ``val_loss``, ``val_top1``) are kept. Device columns are the ``measure``
   targets with ``throughput_ips_mean`` and/or ``latency_ms_mean``; ``devices`` limits
   them (an unknown name is an :class:`AnbenchError` listing the measured ones).
 """
@@ -84,6 +85,30 @@ class CoverageRow:
 
 
 @dataclass
+class Curve:
+    """Per-epoch values of one training run (``metrics["curves"]``, one row per epoch)."""
+
+    arch_id: str
+    run: str
+    epochs: list[float]
+    values: dict[str, list[float | None]]  # train_loss, train_top1, val_top1 ... aligned with epochs
+
+
+CURVE_KEYS = ("train_loss", "train_top1", "val_loss", "val_top1")
+
+
+def _curve(arch_id: str, run: str, rows: Any) -> Curve | None:
+    if not isinstance(rows, list):
+        return None
+    rows = [row for row in rows if isinstance(row, dict) and _number(row.get("epoch")) is not None]
+    if not rows:
+        return None
+    values = {key: [_number(row.get(key)) for row in rows] for key in CURVE_KEYS}
+    values = {key: v for key, v in values.items() if any(x is not None for x in v)}
+    return Curve(arch_id, run, [float(row["epoch"]) for row in rows], values) if values else None
+
+
+@dataclass
 class ReportData:
     store_path: str
     ids: list[str]
@@ -96,6 +121,7 @@ class ReportData:
     columns: list[DeviceColumn]
     coverage: list[CoverageRow]
     failures: list[Failure]
+    curves: list[Curve] = field(default_factory=list)  # training runs on the dataset that stored curves
 
     def column(self, device: str, metric: str) -> DeviceColumn | None:
         return next((c for c in self.columns if c.device == device and c.metric == metric), None)
@@ -190,6 +216,7 @@ def gather(store, devices: Iterable[str] | None = None, dataset: str | None = No
 
     counts: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {"archs": set(), "results": 0, "failed": 0})
     failures = []
+    curves = []
     for r in results:
         verdict = r.metrics.get("verdict")
         cell = counts[(r.stage, r.target)]
@@ -203,6 +230,9 @@ def gather(store, devices: Iterable[str] | None = None, dataset: str | None = No
             value = _number(r.metrics.get(ACCURACY_METRIC))
             if value is not None:
                 accuracy.runs.setdefault(r.arch_id, []).append(value)
+            curve = _curve(r.arch_id, r.run, r.metrics.get("curves"))
+            if curve is not None:
+                curves.append(curve)
         elif r.stage == "measure" and r.target in wanted:
             for metric in SPEED_METRICS:
                 value = _number(r.metrics.get(f"{metric}_mean"))
@@ -226,4 +256,5 @@ def gather(store, devices: Iterable[str] | None = None, dataset: str | None = No
         columns=[c for c in columns.values() if c.runs],
         coverage=coverage,
         failures=failures,
+        curves=curves,
     )

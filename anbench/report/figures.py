@@ -275,6 +275,41 @@ def quality_figure(writer: Writer, data: ReportData) -> None:
                 "of architectures that were trained or measured more than once.", "quality")
 
 
+MAX_CURVES = 300
+
+
+def curves_figure(writer: Writer, data: ReportData) -> None:
+    """Per-epoch training curves, one thin line per training run (an even sample when many)."""
+    from .data import CURVE_KEYS
+
+    plt = _plt()
+    curves = data.curves
+    if len(curves) > MAX_CURVES:
+        curves = [curves[i] for i in np.linspace(0, len(curves) - 1, MAX_CURVES).astype(int)]
+    keys = [k for k in CURVE_KEYS if any(k in c.values for c in curves)]
+    fig, axes = _grid(plt, len(keys), height=3.0)
+    alpha = 0.8 if len(curves) <= 10 else max(0.08, 8 / len(curves))
+    for ax, key in zip(axes, keys):
+        for curve in curves:
+            if key not in curve.values:
+                continue
+            points = [(e, v) for e, v in zip(curve.epochs, curve.values[key]) if v is not None]
+            if not points:
+                continue
+            x, y = zip(*points)
+            ax.plot(x, y, "-o" if len(points) < 3 else "-", ms=3, lw=0.8, alpha=alpha, color="#4c72b0")
+        ax.set_title(key, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        # one epoch axis for all panels: validation-only-at-the-end panels line up with the others
+        ax.set_xlim(min(min(c.epochs) for c in curves) - 0.5, max(max(c.epochs) for c in curves) + 0.5)
+        ax.grid(alpha=0.3)
+    shown = f"{len(curves)} of {len(data.curves)}" if len(curves) < len(data.curves) else f"{len(curves)}"
+    writer.save(fig, "training_curves", f"Training curves on {data.dataset}",
+                f"Per-epoch values of {shown} training runs (one line each; validation only in the epochs "
+                f"that validated).", "training")
+
+
 def coverage_figure(writer: Writer, data: ReportData) -> None:
     plt = _plt()
     rows = data.coverage
@@ -288,12 +323,13 @@ def coverage_figure(writer: Writer, data: ReportData) -> None:
         y = np.arange(len(rows))
         ax.barh(y, good, color="#4c72b0", label="architectures with a result")
         if any(failed):
-            ax.barh(y, failed, left=good, color=FRONT_COLOR, label="failed results")
+            ax.barh(y, failed, left=good, color=FRONT_COLOR, label="failed or invalid results")
         for i, (g, f) in enumerate(zip(good, failed)):
-            ax.text(g + f, i, f" {g}" + (f" + {f} failed" if f else ""), va="center", fontsize=8)
+            ax.text(g + f, i, f" {g}" + (f" + {f} failed/invalid" if f else ""), va="center", fontsize=8)
         ax.set_yticks(y, labels, fontsize=9)
         ax.invert_yaxis()
-        ax.set_xlim(0, max(len(data.ids), max(g + f for g, f in zip(good, failed))) * 1.18)
+        # room for the count labels right of the bars
+        ax.set_xlim(0, max(len(data.ids), max(g + f for g, f in zip(good, failed))) * (1.4 if any(failed) else 1.18))
         ax.axvline(len(data.ids), color="#555555", ls="--", lw=1, label=f"stored architectures ({len(data.ids)})")
         ax.set_xlabel("architectures")
         fig.legend(fontsize=8, loc="outside lower center", ncols=3)
@@ -318,6 +354,8 @@ def draw_all(data: ReportData, numbers: dict[str, Any], out_dir: Path) -> list[F
     proxy_figure(writer, data, "params_m", numbers["correlations"])
     correlation_figure(writer, numbers["correlations"])
     distribution_figure(writer, data)
+    if data.curves:
+        curves_figure(writer, data)
     quality_figure(writer, data)
     coverage_figure(writer, data)
     return writer.figures

@@ -41,6 +41,7 @@ SECTIONS = (
     ("proxy", "MACs and params as proxies of measured speed"),
     ("correlation", "Rank correlation between devices"),
     ("distributions", "Distributions"),
+    ("training", "Training curves"),
     ("quality", "Measurement quality and repeated runs"),
     ("coverage", "Coverage and failures"),
 )
@@ -132,22 +133,25 @@ def _section_body(key: str, numbers: dict[str, Any]) -> str:
                 + _matrix_table(c, "kendall") + "<h3>Architectures measured on both</h3>" + _matrix_table(c, "n"))
     if key == "distributions":
         return _table(["quantity", "n", "min", "median", "mean", "max"], _describe_rows(numbers["distributions"]), left=1)
+    if key == "training":
+        runs = numbers["training_curves"]
+        return "" if runs else "<p>No training curves stored (imported records carry only final values).</p>"
     if key == "quality":
         return _quality_tables(numbers["quality"])
     if key == "coverage":
         if not numbers["coverage"]:
             return f"<p>No results stored yet: {numbers['architectures']} architectures, none trained, compiled or measured.</p>"
-        cov = _table(["stage", "target", "architectures with a result", "results", "failed"],
+        cov = _table(["stage", "target", "architectures with a result", "results", "failed or invalid"],
                      ([_text(r["stage"]), _text(r["target"]), _num(r["architectures"]), _num(r["results"]),
                        _num(r["failed"])] for r in numbers["coverage"]), left=2)
         failures = numbers["failures"]
         if not failures:
-            return cov + "<p>No failed results.</p>"
+            return cov + "<p>No failed or invalid results.</p>"
         shown = failures[:MAX_FAILURES_SHOWN]
         more = f" (first {len(shown)} shown; all are in report.json)" if len(failures) > len(shown) else ""
         rows = ([_text(f["arch_id"]), _text(f["stage"]), _text(f["target"]), _text(f["run"]), _text(f["verdict"]),
                  _text(f["reason"])] for f in shown)
-        return cov + f"<h3>Failures: {len(failures)}{more}</h3>" + _table(
+        return cov + f"<h3>Failed or invalid results: {len(failures)}{more}</h3>" + _table(
             ["id", "stage", "target", "run", "verdict", "reason"], rows, left=6)
     return ""
 

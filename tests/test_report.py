@@ -204,14 +204,23 @@ def test_json_numbers_use_the_mean_over_runs_and_match_brute_force_and_scipy(run
     assert numbers["named_in_store"] == {"a100-a": A100_A.id, "zcu102-a": ZCU_A.id}
 
 
-def test_device_and_dataset_options(run_cli, small_store):
+def test_device_and_dataset_options(run_cli, small_store, store_path):
+    archs, _ = small_store
+    with Store.open(store_path) as store:  # a second dataset, trained on fewer architectures, many times
+        for run in range(5):
+            for arch in archs[:3]:
+                store.add_result(train(arch, 90.0 + run, {}, dataset="synthetic", run=f"seed={run}"))
+    assert report_json(run_cli)["dataset"] == "imagenet"  # the dataset with most trained architectures
+    numbers = report_json(run_cli, "--dataset", "synthetic", "--device", "a100")
+    assert numbers["dataset"] == "synthetic" and numbers["distributions"]["accuracy"]["mean"] == pytest.approx(92.0)
+    assert [(e["n"], len(e["front"])) for e in numbers["pareto"]] == [(3, 1)]
     numbers = report_json(run_cli, "--device", "zcu102")
     assert {e["device"] for e in numbers["pareto"]} == {"zcu102"}
     assert numbers["correlations"]["names"] == ["macs_m", "params_m", "accuracy", "zcu102 throughput_ips",
                                                 "zcu102 latency_ms"]
     for args, expected in ((("--device", "tpuv9"), "error: --device tpuv9: no measurements of it in "),
                            (("--dataset", "cifar10"), "error: --dataset cifar10: no training results on it "
-                                                      "(trained datasets: imagenet)")):
+                                                      "(trained datasets: imagenet, synthetic)")):
         result = run_cli("report", "--format", "json", *args)
         assert result.exit_code == 2 and result.stderr.startswith(expected), result.stderr
         assert len(result.stderr.strip().splitlines()) == 1

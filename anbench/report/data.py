@@ -189,10 +189,11 @@ def gather(store, devices: Iterable[str] | None = None, dataset: str | None = No
     for name, arch in NAMED.items():  # a100-b and rtx3090-b are one architecture
         named_by_id[arch.id].append(name)
 
-    train_targets: Counter = Counter()
+    trained: dict[str, set[str]] = defaultdict(set)
     for r in results:
         if r.stage == "train" and r.metrics.get("verdict") in GOOD_VERDICTS and _number(r.metrics.get(ACCURACY_METRIC)) is not None:
-            train_targets[r.target] += 1
+            trained[r.target].add(r.arch_id)
+    train_targets = Counter({target: len(arch_ids) for target, arch_ids in trained.items()})
     chosen_dataset = _pick_dataset(train_targets, dataset)
 
     measured = list(dict.fromkeys(r.target for r in results if r.stage == "measure"))

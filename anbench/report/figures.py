@@ -230,32 +230,38 @@ def distribution_figure(writer: Writer, data: ReportData) -> None:
                 "One value per architecture (mean over its runs).", "distributions")
 
 
-def _boxes(ax, groups: list[tuple[str, list[float]]], ylabel: str, empty: str, scale: float = 100.0) -> None:
+def _boxes(ax, groups: list[tuple[str, list[float]]], xlabel: str, empty: str, scale: float = 100.0) -> None:
+    """Horizontal box plots, one row per group (long device labels stay readable)."""
     groups = [(label, values) for label, values in groups if values]
     if not groups:
         _not_enough(ax, empty)
         return
-    ax.boxplot([np.asarray(v) * scale for _, v in groups], showfliers=True, flierprops=dict(markersize=2))
+    ax.boxplot([np.asarray(v) * scale for _, v in groups], orientation="horizontal", showfliers=True,
+               flierprops={"markersize": 2})
     for position, (_, values) in enumerate(groups, 1):
         if len(values) <= 50:  # a box of a handful of values hides them: show each one
-            ax.plot(position + np.linspace(-0.08, 0.08, len(values)), np.asarray(values) * scale, "o", ms=3,
+            ax.plot(np.asarray(values) * scale, position + np.linspace(-0.12, 0.12, len(values)), "o", ms=3,
                     color=FRONT_COLOR, alpha=0.7)
-    ax.set_xticks(range(1, len(groups) + 1), [f"{label}\n(n={len(v)})" for label, v in groups], rotation=30,
-                  ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3, axis="y")
+    ax.set_yticks(range(1, len(groups) + 1), [f"{label} (n={len(v)})" for label, v in groups], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3, axis="x")
 
 
 def quality_figure(writer: Writer, data: ReportData) -> None:
     plt = _plt()
     has_ci = any(c.ci_rel_width for c in data.columns)
-    fig, axes = _grid(plt, 4 if has_ci else 3, width=4.6, height=3.8)
+    rows = max(1, len(data.columns))
+    panels = 4 if has_ci else 3
+    fig, axes = plt.subplots(panels, 1, figsize=(8.0, sum(_box_height(n) for n in (rows,) * (panels - 1)) + 1.6),
+                             dpi=DPI, layout="constrained",
+                             height_ratios=[_box_height(rows)] * (panels - 1) + [_box_height(1)])
     axes = list(axes)
     ax = axes.pop(0)
-    no_std = [c.label for c in data.columns if not c.cv]
-    partly = no_std and len(no_std) < len(data.columns)
-    ax.set_title("coefficient of variation per result" + ("\nno std stored: " + ", ".join(no_std) if partly else ""),
-                 fontsize=10 if not partly else 8)
+    no_std = list(dict.fromkeys(c.device for c in data.columns if not c.cv))
+    partly = no_std and any(c.cv for c in data.columns)
+    ax.set_title("coefficient of variation per result" + (f" (no std stored: {', '.join(no_std)})" if partly else ""),
+                 fontsize=10)
     _boxes(ax, [(c.label, c.cv) for c in data.columns], "std / mean [%]",
            "no standard deviations stored" if data.columns else "no device measurements stored")
     if has_ci:
@@ -263,16 +269,20 @@ def quality_figure(writer: Writer, data: ReportData) -> None:
         ax.set_title("95% CI width per result", fontsize=10)
         _boxes(ax, [(c.label, c.ci_rel_width) for c in data.columns], "CI width / mean [%]", "no CIs stored")
     ax = axes.pop(0)
-    ax.set_title("spread between repeated measurements", fontsize=10)
+    ax.set_title("spread between repeated measurements of one architecture", fontsize=10)
     _boxes(ax, [(c.label, repeat_spread(c, relative=True)) for c in data.columns], "(max - min) / mean [%]",
            "no repeated measurements")
     ax = axes.pop(0)
     spreads = repeat_spread(data.accuracy, relative=False)
-    ax.set_title("spread between repeated trainings", fontsize=10)
+    ax.set_title("spread between repeated trainings of one architecture", fontsize=10)
     _boxes(ax, [("accuracy", spreads)], "max - min [points]", "no repeated trainings", scale=1.0)
     writer.save(fig, "measurement_quality", "Measurement quality and spread between repeated runs",
                 "Coefficient of variation (and CI width, where stored) of single results; spread over the runs "
                 "of architectures that were trained or measured more than once.", "quality")
+
+
+def _box_height(groups: int) -> float:
+    return 0.9 + 0.32 * groups
 
 
 MAX_CURVES = 300

@@ -21,7 +21,7 @@ CHROMIUM_FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-extensions", "--disable-default-apps", "--no-default-browser-check",
-    "--remote-debugging-port=0", "--remote-allow-origins=*",
+    "--disable-dev-shm-usage", "--remote-debugging-port=0", "--remote-allow-origins=*",
 ]
 START_TIMEOUT_S = 60
 COMMAND_TIMEOUT_S = 60

@@ -275,6 +275,13 @@ def test_report_page_in_headless_chromium(run_cli, small_store, tmp_path):
         errors = browser.errors()
         shot = browser.screenshot(screenshot_dir(tmp_path) / "report-page.png")
         title = browser.evaluate("document.querySelector('h1').textContent")
+        # the checks above can fail: a broken page shows its errors and a zero-size image
+        broken = tmp_path / "broken.html"
+        broken.write_text('<img src="missing.png" alt="gone"><script>console.error("boom")</script>')
+        browser.open(broken.as_uri())
+        broken_images = browser.evaluate("[...document.images].map(i => i.naturalWidth)")
+        broken_errors = browser.errors()
+    assert broken_images == [0] and any("boom" in e for e in broken_errors), broken_errors
     assert errors == []
     assert len(images) == figures
     assert all(w > 0 and h > 0 and complete for _, w, h, complete in images), images

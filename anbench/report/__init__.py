@@ -70,7 +70,8 @@ def write_report(store, out_dir: str | os.PathLike, devices: Iterable[str] | Non
         raise AnbenchError(f"cannot write figures into {out_dir}: {exc.strerror or exc}") from None
     numbers["figures"] = [f"{f.name}.png" for f in figures]
     index = out_dir / "index.html"
-    for path, text in ((out_dir / "report.json", json.dumps(numbers, indent=1)), (index, render(numbers, figures, out_dir))):
+    pages = ((out_dir / "report.json", json.dumps(numbers, indent=1)), (index, render(numbers, figures, out_dir)))
+    for path, text in pages:
         write_atomic(path, text)
         _readable(path)
     return ReportSummary(out_dir, index, figures, numbers)

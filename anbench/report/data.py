@@ -5,16 +5,18 @@ Contract:
 * Reads the store only through :meth:`Store.architectures` and :meth:`Store.results`.
 * An architecture may have several results for one (stage, target): repeated runs (other
   seeds, re-measurements, imported duplicates: :attr:`StageResult.run` tells them apart) or
-  results with other settings. Each usable result is one *run*. Figures and correlations use one value per architecture, the mean
-  over its runs; the runs themselves feed the "spread between repeated runs" panel.
+  results with other settings. Each usable result is one *run*. Figures and correlations
+  use one value per architecture, the mean over its runs; the runs themselves feed the
+  "spread between repeated runs" panel.
 * A result is usable when its verdict (``metrics["verdict"]``) is absent or ``VALID`` and
   the metric is a finite number. Results with another verdict (INVALID, DIVERGED, FAILED)
   are counted in the coverage and listed with their reasons, never plotted.
 * Accuracy is ``val_top1`` of ``train`` results on one dataset (``dataset``, default: the
   dataset with the most trained architectures); their per-epoch ``curves`` (rows with
-  ``epoch`` and any of ``train_loss``, ``train_top1``, ``val_loss``, ``val_top1``) are kept. Device columns are the ``measure``
-  targets with ``throughput_ips_mean`` and/or ``latency_ms_mean``; ``devices`` limits
-  them (an unknown name is an :class:`AnbenchError` listing the measured ones).
+  ``epoch`` and any of ``train_loss``, ``train_top1``, ``val_loss``, ``val_top1``) are kept.
+* Device columns are the ``measure`` targets with ``throughput_ips_mean`` and/or
+  ``latency_ms_mean``; ``devices`` limits them (an unknown name is an
+  :class:`AnbenchError` listing the measured ones).
 """
 
 from __future__ import annotations
@@ -191,7 +193,8 @@ def gather(store, devices: Iterable[str] | None = None, dataset: str | None = No
 
     trained: dict[str, set[str]] = defaultdict(set)
     for r in results:
-        if r.stage == "train" and r.metrics.get("verdict") in GOOD_VERDICTS and _number(r.metrics.get(ACCURACY_METRIC)) is not None:
+        usable = r.metrics.get("verdict") in GOOD_VERDICTS and _number(r.metrics.get(ACCURACY_METRIC)) is not None
+        if r.stage == "train" and usable:
             trained[r.target].add(r.arch_id)
     train_targets = Counter({target: len(arch_ids) for target, arch_ids in trained.items()})
     chosen_dataset = _pick_dataset(train_targets, dataset)

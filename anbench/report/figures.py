@@ -23,12 +23,15 @@ from .analysis import MIN_POINTS, paired, repeat_spread
 from .data import DeviceColumn, ReportData
 
 DPI = 100
+FRONT_COLOR = "#d62728"
+NAMED_COLOR = "#2ca02c"
+
+
 def _points(n: int) -> dict:
     # thousands of points need small translucent dots; a few dozen must stay visible
     many = n > 500
-    return dict(s=6 if many else 20, alpha=0.35 if many else 0.75, color="#4c72b0", linewidths=0, rasterized=True)
-FRONT_COLOR = "#d62728"
-NAMED_COLOR = "#2ca02c"
+    return {"s": 6 if many else 20, "alpha": 0.35 if many else 0.75, "color": "#4c72b0", "linewidths": 0,
+            "rasterized": True}
 
 
 @dataclass
@@ -96,15 +99,19 @@ class Writer:
 
     def save(self, fig, name: str, title: str, caption: str, section: str,
              pareto_key: tuple[str, str] | None = None) -> None:
-        plt = _plt()
         name = safe_name(name)
-        for fmt, dpi in (("png", DPI), ("pdf", 150)):
-            # temp file + rename: an interrupted report never leaves a half-written figure
-            tmp = self.out_dir / f".{name}.{fmt}.tmp"
-            fig.savefig(tmp, format=fmt, dpi=dpi)
-            os.replace(tmp, self.out_dir / f"{name}.{fmt}")
-        width, height = (round(v) for v in fig.get_size_inches() * DPI)
-        plt.close(fig)
+        try:
+            for fmt, dpi in (("png", DPI), ("pdf", 150)):
+                # temp file + rename: an interrupted report never leaves a half-written figure
+                tmp = self.out_dir / f".{name}.{fmt}.tmp"
+                try:
+                    fig.savefig(tmp, format=fmt, dpi=dpi)
+                    os.replace(tmp, self.out_dir / f"{name}.{fmt}")
+                finally:
+                    tmp.unlink(missing_ok=True)
+            width, height = (round(v) for v in fig.get_size_inches() * DPI)
+        finally:
+            _plt().close(fig)
         self.figures.append(Figure(name, title, caption, width, height, section, pareto_key))
 
 
@@ -345,7 +352,8 @@ def coverage_figure(writer: Writer, data: ReportData) -> None:
         fig.legend(fontsize=8, loc="outside lower center", ncols=3)
     ax.set_title("Coverage per stage and target")
     writer.save(fig, "coverage", "Coverage per stage and target",
-                "Architectures with at least one usable result, and failed results, per stage and target.", "coverage")
+                "Architectures with at least one usable result, and failed or invalid results, per stage and target.",
+                "coverage")
 
 
 def draw_all(data: ReportData, numbers: dict[str, Any], out_dir: Path) -> list[Figure]:

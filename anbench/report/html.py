@@ -78,7 +78,8 @@ def _figure(fig: Figure, out_dir: Path, pareto: dict[str, Any] | None = None) ->
 
 def _pareto_table(entry: dict[str, Any]) -> str:
     if entry["front"] is None:
-        return f"<p>{escape(entry['device'])} {escape(entry['metric'])}: not enough data ({entry['n']} architectures).</p>"
+        return (f"<p>{escape(entry['device'])} {escape(entry['metric'])}: not enough data "
+                f"({entry['n']} architectures).</p>")
     metric = entry["metric"]
     rows = [[_text(p["id"]), _text(p["name"] or ""), _text(p["compact"]), _num(p["accuracy"], 5), _num(p[metric], 5)]
             for p in entry["front"]]
@@ -132,7 +133,8 @@ def _section_body(key: str, numbers: dict[str, Any]) -> str:
         return ("<h3>Spearman ρ</h3>" + _matrix_table(c, "spearman") + "<h3>Kendall τ-b</h3>"
                 + _matrix_table(c, "kendall") + "<h3>Architectures measured on both</h3>" + _matrix_table(c, "n"))
     if key == "distributions":
-        return _table(["quantity", "n", "min", "median", "mean", "max"], _describe_rows(numbers["distributions"]), left=1)
+        return _table(["quantity", "n", "min", "median", "mean", "max"], _describe_rows(numbers["distributions"]),
+                      left=1)
     if key == "training":
         runs = numbers["training_curves"]
         return "" if runs else "<p>No training curves stored (imported records carry only final values).</p>"
@@ -140,7 +142,8 @@ def _section_body(key: str, numbers: dict[str, Any]) -> str:
         return _quality_tables(numbers["quality"])
     if key == "coverage":
         if not numbers["coverage"]:
-            return f"<p>No results stored yet: {numbers['architectures']} architectures, none trained, compiled or measured.</p>"
+            return (f"<p>No results stored yet: {numbers['architectures']} architectures, none trained, compiled "
+                    f"or measured.</p>")
         cov = _table(["stage", "target", "architectures with a result", "results", "failed or invalid"],
                      ([_text(r["stage"]), _text(r["target"]), _num(r["architectures"]), _num(r["results"]),
                        _num(r["failed"])] for r in numbers["coverage"]), left=2)

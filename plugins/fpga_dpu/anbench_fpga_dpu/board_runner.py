@@ -20,8 +20,8 @@ batch size (``dims[0]`` of the input tensor, fixed by the compiled DPU).
 * latency mode: 1 thread, 1 job in flight, ``latency_ms_*`` = time per job;
 * throughput mode: N threads (default: 5 for a DPUCZDX8G, 6 for a DPUCVDX8G, as the
   original), ``throughput_ips_*`` = images per second; ``--threads auto`` tries 1, 2, ...
-  threads until two counts in a row fail to beat the best by 3 %, reports the best and
-  the whole ``curve``.
+  threads until two counts in a row fail to beat the best by 3 %, reports the best (the
+  fewest threads that no other count beats by more than 3 %) and the whole ``curve``.
 
 Errors print ``{"error": "..."}`` and exit with status 2.
 """

@@ -51,7 +51,11 @@ def parse_settings(settings: dict[str, Any]) -> tuple[str | None, QuantizeSettin
                 values[name] = str(value)
         except ValueError:
             raise AnbenchError(f"vitis-ai compile setting {name}={value!r} must be a positive integer") from None
-    return settings.get("arch_json"), QuantizeSettings(**values)
+    q = QuantizeSettings(**values)
+    for what, path in (("weights", None if q.weights == "random" else q.weights), ("dataset", q.dataset)):
+        if path is not None and not os.path.isfile(path):
+            raise AnbenchError(f"{what} file not found: {path}")
+    return settings.get("arch_json"), q
 
 
 def _digest(path: str) -> str:

@@ -174,13 +174,18 @@ def run_jobs(worker: DpuWorker, jobs: int) -> float:
 class Pipeline:
     """Worker threads that keep their DPU queues full until stopped.
 
-    Throughput windows count completions of this one continuous stream, so no window
-    pays for filling or draining the queues (which would bias short windows low).
+    Throughput windows count completions of this one continuous stream and run from one
+    completion to another, so no window pays for filling or draining the queues, and
+    completions that arrive in bursts (cores finishing together) do not split unevenly
+    between windows.
     """
 
     def __init__(self, workers: list) -> None:
         self.workers = workers
         self.done = 0
+        self.last_done_t = 0.0  # when completion number ``done`` happened
+        self.target = -1
+        self.target_t = 0.0
         self.stopping = False
         self.errors: list = []
         self.cond = threading.Condition()
@@ -190,9 +195,13 @@ class Pipeline:
         return not self.stopping
 
     def _completed(self) -> None:
+        now = time.perf_counter()
         with self.cond:
             self.done += 1
-            self.cond.notify_all()
+            self.last_done_t = now
+            if self.done == self.target:
+                self.target_t = now
+                self.cond.notify_all()
 
     def _body(self, worker) -> None:
         try:
@@ -203,6 +212,7 @@ class Pipeline:
                 self.cond.notify_all()
 
     def __enter__(self) -> "Pipeline":
+        self.last_done_t = time.perf_counter()
         for t in self.threads:
             t.start()
         return self
@@ -213,15 +223,14 @@ class Pipeline:
             t.join()
 
     def step(self, units: int) -> float:
-        """Seconds until ``units`` more jobs have completed."""
+        """Seconds from the latest completion to the ``units``-th completion after it."""
         with self.cond:
-            target = self.done + units
-            start = time.perf_counter()
-            self.cond.wait_for(lambda: self.done >= target or self.errors)
-            elapsed = time.perf_counter() - start
+            start_t = self.last_done_t
+            self.target = self.done + units
+            self.cond.wait_for(lambda: self.done >= self.target or self.errors)
             if self.errors:
                 raise self.errors[0]
-        return elapsed
+            return self.target_t - start_t
 
 
 # --- modes -------------------------------------------------------------------------------
@@ -246,14 +255,16 @@ def measure_latency(np, vart, subgraph, budget_s: float) -> dict:
 
 def _throughput_at(np, vart, subgraph, threads: int, budget_s: float) -> dict:
     workers = [DpuWorker(np, vart, subgraph, depth=JOBS_IN_FLIGHT, seed=i) for i in range(threads)]
+    # one unit = one job per thread: cores finishing together complete up to `threads` jobs
+    # at once, so a window of whole rounds never ends inside such a burst by chance
     with Pipeline(workers) as pipeline:
-        t = time_units(pipeline.step, budget_s)
-    batch = workers[0].batch
-    rates = [batch / s for s in t["samples_s"] if s]
+        t = time_units(lambda rounds: pipeline.step(rounds * threads), budget_s)
+    images = workers[0].batch * threads  # per unit
+    rates = [images / s for s in t["samples_s"] if s]
     return {**dpu_facts(subgraph, workers), "threads": threads, "jobs_in_flight": JOBS_IN_FLIGHT,
-            "throughput_ips_mean": batch / t["mean_s"] if t["mean_s"] else None,
+            "throughput_ips_mean": images / t["mean_s"] if t["mean_s"] else None,
             "throughput_ips_std": statistics.stdev(rates) if len(rates) > 1 else None,
-            "throughput_ips_ci": [batch / v if v else None for v in reversed(t["ci_s"])],
+            "throughput_ips_ci": [images / v if v else None for v in reversed(t["ci_s"])],
             "n": t["n"], "warmup_discarded": t["warmup_discarded"], "verdict": t["verdict"], "reasons": t["reasons"],
             "engine": t["engine"]}
 

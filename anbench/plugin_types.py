@@ -60,7 +60,7 @@ class DeviceRunner(Availability, Protocol):
     Optional methods (``anbench measure`` uses them when present):
 
     * ``with_options(options: dict) -> DeviceRunner``: a runner configured by the command's
-      device options (``--host``, ``--identity``, ``--on-board``, ``--device-option K=V``);
+      device options (``--host``, ``--identity``, ``--on-board``, ``--option K=V``);
       a device without it refuses those options;
     * ``measure_on_device(request) -> dict``: the device times itself (a remote board) and
       returns flat metrics (``latency_ms_mean``, ``throughput_ips_mean``, ... and

@@ -36,12 +36,12 @@ from .common import app, format_option, host, parse_key_values, print_json, reso
 @click.option("--identity", type=click.Path(dir_okay=False), default=None,
               help="SSH private key file for --host (host keys are always checked).")
 @click.option("--on-board", is_flag=True, help="anbench runs on the board itself (no SSH).")
-@click.option("--device-option", "device_option_pairs", multiple=True, metavar="KEY=VALUE",
-              help="A device-specific option, e.g. threads=auto or budget_s=20. Repeatable.")
+@click.option("--option", "device_options", multiple=True, metavar="KEY=VALUE",
+              help="A device option, e.g. threads=auto or budget_s=20 (see the device's docs). Repeatable.")
 @format_option("table", "json")
 def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, sample_start, batch_size, resolution,
                 activation, precision, threads, warmup, repeats, batches, no_latency, force, board_host, identity,
-                on_board, device_option_pairs, fmt):
+                on_board, device_options, fmt):
     """Measure inference throughput (images/s) and batch-1 latency (ms) on a device.
 
     Every measurement is stored with its settings and provenance; one already stored
@@ -59,11 +59,11 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
     """
     plugins = host()
     runner = plugins.registry.device(device_name)
-    device_options = _device_options(board_host, identity, on_board, device_option_pairs)
+    device_options = _device_options(board_host, identity, on_board, device_options)
     if device_options:
         if not hasattr(runner, "with_options"):
             raise AnbenchError(f"device '{device_name}' takes no device options (--host, --identity, --on-board, "
-                               "--device-option)")
+                               "--option)")
         runner = runner.with_options(device_options)
     self_timed = hasattr(runner, "measure_on_device")
     reason = runner.availability()
@@ -119,7 +119,7 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
 
 
 def _device_options(board_host, identity, on_board, pairs) -> dict:
-    options: dict = parse_key_values(pairs, "--device-option")
+    options: dict = parse_key_values(pairs, "--option")
     for key, value in (("host", board_host), ("identity", identity), ("on_board", on_board or None)):
         if value is not None:
             options[key] = value

@@ -10,7 +10,7 @@ Two ways to reach the board (``anbench measure --device zcu102 ...``):
 
 The board times itself (:meth:`DpuDevice.measure_on_device`): latency (1 thread, 1 job in
 flight, batch = the DPU's) and throughput (N threads, or ``threads=auto``), both through
-the statistical engine. Device options (``--device-option KEY=VALUE``): ``threads``
+the statistical engine. Device options (``--option KEY=VALUE``, or ``request.options``): ``threads``
 (N or auto; default 5 on ZCU102, 6 on VCK190), ``budget_s`` (per mode, default 30),
 ``remote_dir`` and ``python`` (on the board).
 
@@ -72,6 +72,7 @@ class DpuDevice:
         self.name = board.name
         self.summary = f"int8 inference on the DPU of a {board.description} through VART, on the board or over SSH"
         options = dict(options or {})
+        self.options = options
         unknown = sorted(set(options) - set(OPTION_NAMES))
         if unknown:
             raise AnbenchError(f"device {board.name} has no option(s) {', '.join(unknown)}; "
@@ -133,7 +134,16 @@ class DpuDevice:
             raise AnbenchError(f"board runner: {exc}") from None
 
     def measure_on_device(self, request) -> dict[str, Any]:
-        """Latency and throughput of ``request.artifact`` measured on the board: flat metrics."""
+        """Latency and throughput of ``request.artifact`` measured on the board: flat metrics.
+
+        Options carried by the request (``request.options``, where the core has them)
+        override the configured ones."""
+        extra = getattr(request, "options", None)
+        if extra:
+            return self.with_options({**self.options, **extra})._measure(request)
+        return self._measure(request)
+
+    def _measure(self, request) -> dict[str, Any]:
         xmodel = self._xmodel(request)
         latency = self._run_mode(xmodel, "latency")
         throughput = self._run_mode(xmodel, "throughput")

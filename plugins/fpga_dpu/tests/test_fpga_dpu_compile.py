@@ -43,7 +43,7 @@ def test_compile_then_measure_on_board_then_export(vitis, run_cli, tmp_path, mon
 
     monkeypatch.setenv("FAKE_VART_JOB_MS", "4")
     measured = run_cli("measure", "--device", "zcu102", "--arch", "zcu102-a", "--on-board",
-                       "--device-option", "budget_s=0.5", "--device-option", "threads=2", "--format", "json")
+                       "--option", "budget_s=0.5", "--option", "threads=2", "--format", "json")
     assert measured.exit_code == 0, measured.output
     out = tmp_path / "anb"
     assert run_cli("export", "--format", "anb-json", "--out", out).exit_code == 0

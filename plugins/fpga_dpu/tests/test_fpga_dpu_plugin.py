@@ -136,3 +136,12 @@ class TestDpuDeviceOnTheFakeBoard(DeviceContract):
     @pytest.fixture
     def device_runner(self, vitis):
         return DpuDevice(BOARDS["zcu102"]).with_options({"on_board": True})
+
+
+def test_options_carried_by_the_request_are_checked_too(vitis, tmp_path):
+    from types import SimpleNamespace
+
+    device = DpuDevice(BOARDS["zcu102"]).with_options({"on_board": True})
+    request = SimpleNamespace(options={"threads": "lots"}, artifact=make_xmodel(tmp_path), arch=None)
+    with pytest.raises(AnbenchError, match="threads='lots'"):
+        device.measure_on_device(request)

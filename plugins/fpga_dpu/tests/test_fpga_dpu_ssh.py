@@ -19,8 +19,8 @@ def ssh_env(board, vitis, monkeypatch):
 
 def measure_args(board, device, *extra):
     return ["measure", "--device", device, "--host", board.host, "--identity", board.identity, "--arch", "zcu102-a",
-            "--device-option", f"remote_dir={board.work}", "--device-option", f"python={board.python}",
-            "--device-option", "budget_s=1", "--format", "json", *extra]
+            "--option", f"remote_dir={board.work}", "--option", f"python={board.python}",
+            "--option", "budget_s=1", "--format", "json", *extra]
 
 
 def test_compile_measure_over_ssh_and_export(ssh_env, run_cli, tmp_path):

@@ -45,6 +45,10 @@ class CpuDevice:
 
         if request.precision != "fp32":
             raise AnbenchError(f"device cpu runs fp32 only, not {request.precision}")
+        from ..resources import check_batch_fits
+
+        # refuse before allocating: an impossible batch must not end in the OOM killer
+        check_batch_fits(request.arch, request.batch_size, request.input_shape, request.activation, request.precision)
         threads_before = torch.get_num_threads()
         if request.threads:
             torch.set_num_threads(request.threads)

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import BOARD_SITECUSTOMIZE, FAKES, make_xmodel
+from dpu_testkit import BOARD_SITECUSTOMIZE, FAKES, make_xmodel
 
 from anbench_fpga_dpu import board_runner
 from anbench_fpga_dpu.remote import engine_source, stage_runner

@@ -4,7 +4,6 @@ the DPU-subgraph verdict, the cache, the SE refusal; then measure on the board a
 from __future__ import annotations
 
 import json
-import inspect
 
 import pytest
 

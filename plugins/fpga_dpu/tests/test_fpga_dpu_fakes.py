@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import make_xmodel
+from dpu_testkit import make_xmodel
 
 
 def test_vart_execute_async_returns_a_job_tuple_for_wait(vitis, tmp_path):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import make_xmodel
+from dpu_testkit import make_xmodel
 
 import anbench_fpga_dpu
 from anbench.errors import AnbenchError

@@ -139,7 +139,8 @@ class VitisAiCompiler:
                    **compiled.metrics, **quantized.metrics, "quantizer_version": versions["quantizer"],
                    "compiler_version": versions["compiler"], "cache_key": key}
         fingerprint = {"dpu_target": compiled.metrics.get("dpu_target"),
-                       "dpu_fingerprint": arch_json.get("fingerprint"), "arch_json": arch_json_path,
+                       "dpu_fingerprint": compiled.metrics.get("dpu_fingerprint") or arch_json.get("fingerprint"),
+                       "arch_json": arch_json_path,
                        "documented_target": board.documented_target}
         result = {"xmodel": str(compiled.xmodel), "target": request.target, "fingerprint": fingerprint,
                   "metrics": metrics, "quantizer_kwargs": quantized.kwargs_used}

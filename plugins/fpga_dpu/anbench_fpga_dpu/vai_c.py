@@ -4,7 +4,9 @@
 ``<dir>/<name>.xmodel``, ``meta.json`` (with the DPU ``target``) and ``md5sum.txt``, and
 logs "Total device subgraph number N, DPU subgraph number M". Anything but M = 1 means
 part of the network fell back to the CPU (an unmapped hard-sigmoid, for example): the
-result is INVALID for a DPU benchmark, with that reason.
+result is INVALID for a DPU benchmark, with that reason. Where xir imports (the Vitis AI
+docker), the compiled xmodel is read back for the DPU fingerprint (and for the count, if
+the log lacks the line).
 """
 
 from __future__ import annotations
@@ -67,17 +69,40 @@ def compile_xmodel(quantized: Path, arch_json: str, out_dir: Path, net_name: str
     target = meta.get("target") or _first(TARGET_LINE, log)
     if target:
         metrics["dpu_target"] = target
+    graph = xmodel_facts(xmodel)
     counts = SUBGRAPHS.search(log)
-    if counts is None:
+    if counts is not None:
+        metrics["device_subgraphs"] = int(counts.group(1))
+        dpu = int(counts.group(2))
+    elif graph is not None:
+        dpu = graph["dpu_subgraphs"]
+    else:
         return Compiled(xmodel, "INVALID", "vai_c_xir did not report its subgraph counts", metrics)
-    total, dpu = int(counts.group(1)), int(counts.group(2))
-    metrics.update(device_subgraphs=total, dpu_subgraphs=dpu)
+    metrics["dpu_subgraphs"] = dpu
+    if graph and graph.get("dpu_fingerprint"):
+        metrics["dpu_fingerprint"] = graph["dpu_fingerprint"]
     if dpu != 1:
         fallbacks = sorted({m.group(2) for m in NOT_SUPPORTED.finditer(log)})
         why = f" (on the CPU: {', '.join(fallbacks)})" if fallbacks else ""
         return Compiled(xmodel, "INVALID", f"{dpu} DPU subgraphs instead of 1: part of the network runs on the "
                         f"CPU{why}", metrics)
     return Compiled(xmodel, "VALID", "", metrics)
+
+
+def xmodel_facts(path: Path) -> dict[str, Any] | None:
+    """DPU subgraph count and fingerprint read from the compiled xmodel with XIR (the Vitis AI
+    docker has it), or None where xir does not import."""
+    try:
+        import xir
+    except ImportError:
+        return None
+    root = xir.Graph.deserialize(str(path)).get_root_subgraph()
+    children = [] if root.is_leaf else root.toposort_child_subgraph()
+    dpus = [s for s in children if s.has_attr("device") and s.get_attr("device").upper() == "DPU"]
+    facts: dict[str, Any] = {"dpu_subgraphs": len(dpus)}
+    if dpus and dpus[0].has_attr("dpu_fingerprint"):
+        facts["dpu_fingerprint"] = str(dpus[0].get_attr("dpu_fingerprint"))
+    return facts
 
 
 def _first(pattern: re.Pattern, text: str) -> str | None:

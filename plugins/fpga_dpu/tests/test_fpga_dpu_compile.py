@@ -32,6 +32,8 @@ def test_compile_then_measure_on_board_then_export(vitis, run_cli, tmp_path, mon
     m = stored.metrics
     assert (m["dpu_subgraphs"], m["dpu_target"], m["calib_images"]) == (1, "DPUCZDX8G_ISA1_B4096", 3)
     assert m["quantizer_version"] == "3.0.0+fake" and m["compiler_version"] == "vai_c_xir 3.0.0 (fake)"
+    assert m["dpu_fingerprint"] == stored.metrics["fingerprint"]["dpu_fingerprint"]  # read back with xir
+    assert m["dpu_fingerprint"].startswith("0x")
     assert stored.settings == {"compiler": "vitis-ai", "calib_images": "3"}
 
     # cached by (arch, weights, versions, target, settings): another store, same workdir, no quantizer run

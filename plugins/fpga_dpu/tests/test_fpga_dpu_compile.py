@@ -49,7 +49,7 @@ def test_compile_then_measure_on_board_then_export(vitis, run_cli, tmp_path, mon
     out = tmp_path / "anb"
     assert run_cli("export", "--format", "anb-json", "--out", out).exit_code == 0
     perf = json.loads(next(out.iterdir()).read_text())["platform_perf"]
-    assert perf["latency_zcu102"]["latency_mean"] == pytest.approx(4.0, rel=0.25)
+    assert 3.9 < perf["latency_zcu102"]["latency_mean"] < 6.5  # 4 ms a job + submission overhead
     assert perf["throughput_zcu102"]["throughput_mean"] == pytest.approx(2 / 0.004, rel=0.25)  # 2 threads, 2 cores busy
     assert perf["latency_vck190"]["latency_mean"] is None
 

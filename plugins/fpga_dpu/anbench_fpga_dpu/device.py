@@ -21,7 +21,7 @@ runner, ``run(k)`` = k DPU jobs one after the other.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from anbench.errors import AnbenchError
@@ -36,8 +36,7 @@ PRECISIONS = ("int8", "fp32")  # the DPU always runs int8; fp32 is `anbench meas
 
 @dataclass
 class _Prepared:
-    worker: Any
-    facts: dict = field(default_factory=dict)
+    worker: Any  # board_runner.DpuWorker: one VART runner and its buffers
 
 
 def _threads(value) -> int | str:

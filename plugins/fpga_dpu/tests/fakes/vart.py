@@ -7,6 +7,10 @@ submission order, one at a time, so one thread with any number of jobs in flight
 one core and throughput grows with threads up to the core count, and no further. The
 schedule is computed at submission; ``wait`` sleeps until the job's finish time, so
 wake-up jitter never delays the simulated DPU.
+
+``FAKE_VART_CLOCK=virtual`` simulates time instead: nothing sleeps, ``wait`` advances the
+virtual :func:`clock` to the job's finish (a test hands that clock to the code it times,
+so a per-job latency comes out exact on any host load; one waiting thread only).
 """
 
 from __future__ import annotations
@@ -32,6 +36,18 @@ def _board() -> tuple[int, float]:
     return cores, job_s
 
 
+_virtual_now = [0.0]
+
+
+def _virtual() -> bool:
+    return os.environ.get("FAKE_VART_CLOCK") == "virtual"
+
+
+def clock() -> float:
+    """Seconds on the simulated DPU's clock (fake-only; the real time when not virtual)."""
+    return _virtual_now[0] if _virtual() else time.monotonic()
+
+
 def _schedule(runner_index: int) -> float:
     cores, job_s = _board()
     with _lock:
@@ -39,7 +55,7 @@ def _schedule(runner_index: int) -> float:
             _core_free_at.append(0.0)
         del _core_free_at[cores:]
         core = runner_index % cores
-        start = max(time.monotonic(), _core_free_at[core])
+        start = max(clock(), _core_free_at[core])
         finish = start + job_s
         _core_free_at[core] = finish
         return finish
@@ -110,6 +126,10 @@ class Runner:
             finish = self._jobs.pop(job[0], None)
         if finish is None:
             raise RuntimeError(f"[VART_INVALID_JOB_ID] job {job[0]} is unknown or was waited for already")
+        if _virtual():
+            with _lock:
+                _virtual_now[0] = max(_virtual_now[0], finish)
+            return 0
         while (left := finish - time.monotonic()) > 0:
             time.sleep(left)
         return 0

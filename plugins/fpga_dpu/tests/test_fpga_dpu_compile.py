@@ -42,15 +42,22 @@ def test_compile_then_measure_on_board_then_export(vitis, run_cli, tmp_path, mon
                     "--setting", "calib_images=3", "--format", "json", store=tmp_path / "other.db")
     assert json.loads(again.output)[0]["artifact"] == row["artifact"]
 
+    import vart
+
+    from anbench_fpga_dpu import board_runner
+
+    # the simulated DPU's clock (one thread: exact on any host load), 4 ms a job
+    monkeypatch.setenv("FAKE_VART_CLOCK", "virtual")
+    monkeypatch.setattr(board_runner, "clock", vart.clock)
     monkeypatch.setenv("FAKE_VART_JOB_MS", "4")
     measured = run_cli("measure", "--device", "zcu102", "--arch", "zcu102-a", "--on-board",
-                       "--option", "budget_s=0.5", "--option", "threads=2", "--format", "json")
+                       "--option", "budget_s=0.5", "--option", "threads=1", "--format", "json")
     assert measured.exit_code == 0, measured.output
     out = tmp_path / "anb"
     assert run_cli("export", "--format", "anb-json", "--out", out).exit_code == 0
     perf = json.loads(next(out.iterdir()).read_text())["platform_perf"]
-    assert 3.9 < perf["latency_zcu102"]["latency_mean"] < 6.5  # 4 ms a job + submission overhead
-    assert perf["throughput_zcu102"]["throughput_mean"] == pytest.approx(2 / 0.004, rel=0.25)  # 2 threads, 2 cores busy
+    assert perf["latency_zcu102"]["latency_mean"] == pytest.approx(4.0, rel=0.05)
+    assert perf["throughput_zcu102"]["throughput_mean"] == pytest.approx(1 / 0.004, rel=0.05)
     assert perf["latency_vck190"]["latency_mean"] is None
 
 

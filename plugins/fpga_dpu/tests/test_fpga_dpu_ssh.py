@@ -57,11 +57,13 @@ def test_compile_measure_over_ssh_and_export(ssh_env, run_cli, tmp_path):
     for key in ("latency_zcu102", "latency_vck190", "throughput_zcu102", "throughput_vck190"):
         metric = key.split("_")[0]
         assert perf[key][f"{metric}_mean"] > 0, key
-    # the fake board: 3 cores, 5 ms a job; ZCU102 jobs hold 1 image, VCK190 jobs 6
-    assert 4.5 < perf["latency_zcu102"]["latency_mean"] < 8  # + submission overhead on a loaded host
-    assert 4.5 < perf["latency_vck190"]["latency_mean"] < 8
-    assert perf["throughput_vck190"]["throughput_mean"] / perf["throughput_zcu102"]["throughput_mean"] == \
-        pytest.approx(6, rel=0.2)
+    # the fake board: 3 cores, 5 ms a job; ZCU102 jobs hold 1 image, VCK190 jobs 6. A job is
+    # never faster than the DPU; wake-up delays of a loaded host add to latency (exact
+    # values: test_fpga_dpu_board_runner.py), not to throughput (the queues keep cores busy)
+    assert 5 <= perf["latency_zcu102"]["latency_mean"] < 50
+    assert 5 <= perf["latency_vck190"]["latency_mean"] < 50
+    assert perf["throughput_zcu102"]["throughput_mean"] == pytest.approx(3 / 0.005, rel=0.25)
+    assert perf["throughput_vck190"]["throughput_mean"] == pytest.approx(3 * 6 / 0.005, rel=0.25)
 
 
 def _arch_id():

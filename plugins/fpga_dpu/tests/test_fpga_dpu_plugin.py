@@ -62,6 +62,8 @@ def test_cli_without_vitis_ai_one_line_and_listings(run_cli):
     assert set(listing["provides"]["targets"]) >= {"zcu102", "vck190", "u50"}
     table = run_cli("plugins").output
     assert "compiler vitis-ai (unavailable: pytorch_nndct" in table
+    assert "target zcu102 (unavailable: pytorch_nndct" in table
+    assert listing["availability"]["targets"]["vck190"] == listing["availability"]["compilers"]["vitis-ai"]
     assert "device vck190 (unavailable: xir is not installed here" in table
     doctor = json.loads(run_cli("doctor", "--format", "json").output)
     assert "vitis-ai-pytorch" in doctor["availability"]["compilers"]["vitis-ai"]

@@ -1,5 +1,6 @@
 """The shared work loop: leases, workers splitting a store, kills, busy stores, Ctrl-C."""
 
+import contextlib
 import json
 import os
 import re
@@ -135,16 +136,18 @@ def test_a_busy_store_is_waited_for_and_the_result_kept(tmp_path):
     with Store.open(db, busy_timeout_ms=20) as store:
         store.add_architecture(arch)
         first_failure = threading.Event()
-        real_add = store.add_result
+        real_transaction = store.transaction
 
-        def add_result(result, replace=False):
+        @contextlib.contextmanager
+        def transaction():
             try:
-                return real_add(result, replace)
+                with real_transaction() as inner:
+                    yield inner
             except AnbenchError:
                 first_failure.set()
                 raise
 
-        store.add_result = add_result
+        store.transaction = transaction
 
         def stage(item, ctx):
             holder.execute("BEGIN IMMEDIATE")  # another writer takes the lock while we work

@@ -199,3 +199,35 @@ def test_sigkill_mid_training_then_rerun_continues_and_stores_no_duplicate(tmp_p
     resumed = [r for r in records if r.metrics.get("resumed_from_epoch")]
     assert len(resumed) == 1 and 1 <= resumed[0].metrics["resumed_from_epoch"] < 4
     assert resumed[0].metrics["epochs_done"] == 4 and [c["epoch"] for c in resumed[0].metrics["curves"]] == [0, 1, 2, 3]
+
+
+def test_out_of_memory_is_a_failed_record_with_the_settings_that_caused_it(tmp_path):
+    import torch
+
+    from anbench.builtin.synthetic import SyntheticDataset
+    from anbench.plugin_types import TrainRequest
+    from anbench.searchspace import named
+    from anbench.train.cpu_trainer import CpuTrainer
+
+    class OutOfMemory(SyntheticDataset):
+        def loader(self, request):
+            batches = super().loader(request)
+            if request.split != "train":
+                return batches
+
+            class Raising:
+                def __len__(self):
+                    return len(batches)
+
+                def __iter__(self):
+                    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+                    yield  # pragma: no cover
+
+            return Raising()
+
+    data = OutOfMemory()
+    eff = CpuTrainer().resolve(recipes.effective("proxified", data.recipe_defaults, {}, {
+        "epochs": 1, "batch_size": 32, "max_train_samples": 64, "max_val_samples": 32}))
+    result = CpuTrainer().train(TrainRequest(named("smallest"), "synthetic", eff, tmp_path, seed=1, data=data))
+    assert result.verdict == "FAILED" and result.curves == ()
+    assert result.extra["error"] == "out of memory at epoch 0 (batch 32, resolution 32)"

@@ -55,3 +55,25 @@ def test_a_failure_on_one_rank_reaches_every_rank(tmp_path, mode, expected):
             assert "raised" in outcome, outcomes
     if expected == "raised":
         assert "disk went away" in outcomes[1]["raised"] and "rank 1" in outcomes[1]["raised"]
+
+
+def test_nproc_is_dropped_from_the_relaunched_command_line():
+    from anbench.cli.train_cmd import _without_nproc
+
+    assert _without_nproc(["train", "--nproc", "4", "-n", "2", "--nproc=3", "--seed", "1"]) == \
+        ["train", "-n", "2", "--seed", "1"]
+
+
+@pytest.mark.slow
+def test_nproc_relaunches_itself_under_torchrun(tmp_path):
+    from anbench.store import Store
+
+    store = tmp_path / "s.db"
+    cmd = [sys.executable, "-m", "anbench", "--store", str(store), "train", "--dataset", "synthetic", "--arch",
+           "smallest", "--epochs", "1", "--max-train-samples", "64", "--max-val-samples", "16", "--batch-size", "16",
+           "--nproc", "2", "--runs-dir", str(tmp_path / "runs")]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with Store.open(store) as opened:
+        (record,) = opened.results(stage="train")
+    assert record.settings["world_size"] == 2 and record.metrics["val_samples"] == 16

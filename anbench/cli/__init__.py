@@ -104,10 +104,10 @@ def _register_commands() -> None:
     cli.add_command(plugin_cmds.plugins_cmd)
     cli.add_command(plugin_cmds.doctor_cmd)
     cli.add_command(store_cmds.store_group)
+    cli.add_command(report_cmd.report_cmd)
     cli.add_command(train_cmd.train_cmd)
     cli.add_command(collect_cmd.collect_cmd)
     cli.add_command(data_group.data_group)
-    cli.add_command(report_cmd.report_cmd)
 
 
 def _load_plugins() -> None:

@@ -73,7 +73,7 @@ def train_cmd(ctx, dataset_name, arch_specs, from_store, sample_count, sample_se
       torchrun --nproc_per_node 2 -m anbench train --dataset synthetic -n 2
     """
     from ..train import distributed, recipe as recipes
-    from ..train.stage import ActiveTracker, TrainStage, follow, model_seed, stop_followers
+    from ..train.stage import TrainStage, follow, model_seed, stop_followers
 
     if nproc > 1 and not distributed.launched_by_torchrun():
         _relaunch_under_torchrun(nproc)

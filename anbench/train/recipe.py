@@ -111,6 +111,8 @@ def check(recipe: dict[str, Any]) -> dict[str, Any]:
     if recipe["lr_schedule"] == "triangular" and not 0 <= recipe["lr_peak_epoch"] <= recipe["epochs"]:
         raise AnbenchError(f"recipe: lr_peak_epoch={recipe['lr_peak_epoch']} must lie in [0, epochs={recipe['epochs']}] "
                            f"(with fewer epochs set it too, e.g. --set lr_peak_epoch={recipe['epochs'] / 4:g})")
+    if not 1 <= recipe["val_last_epochs"] <= recipe["epochs"]:
+        raise AnbenchError("recipe: val_last_epochs must lie in [1, epochs] (the final epoch is always validated)")
     if recipe["min_res"] > recipe["max_res"] or recipe["start_ramp"] > recipe["end_ramp"]:
         raise AnbenchError("recipe: need min_res <= max_res and start_ramp <= end_ramp")
     if not 0 <= recipe["label_smoothing"] < 1:

@@ -11,6 +11,7 @@ broadcasts that item, and the other ranks, waiting in :func:`follow`, train it w
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,11 @@ class TrainStage:
         costs = self.dataset.costs(item.arch) if hasattr(self.dataset, "costs") else count_costs(item.arch)
         handles = self._start_trackers(item, seeds, costs) if is_main else []
 
+        epochs = item.settings["epochs"]
+
         def on_epoch(row: dict[str, Any]) -> None:
+            if is_main and not sys.stderr.isatty():  # logs get a line per epoch; terminals the live status
+                print(epoch_line(item, row, epochs), file=sys.stderr, flush=True)
             for active, handle in handles:
                 _quietly(active.tracker.log_epoch, handle, row)
 
@@ -101,10 +106,18 @@ class TrainStage:
         return handles
 
 
+def epoch_line(item: WorkItem, row: dict[str, Any], epochs: int) -> str:
+    parts = [f"{item.label} epoch {row['epoch'] + 1}/{epochs}"]
+    if row.get("resolution"):
+        parts.append(f"res {row['resolution']}")
+    parts += [f"{key} {row[key]:.4g}" for key in sorted(row)
+              if (key.startswith("train_") or key.startswith("val_")) and isinstance(row[key], float)]
+    parts.append(f"{row.get('epoch_time_s', 0.0):.1f} s")
+    return "  ".join(parts)
+
+
 def _quietly(fn, *args):
     """Trackers never fail a training: a raising tracker call is reported and ignored."""
-    import sys
-
     try:
         return fn(*args)
     except Exception as exc:  # a tracker's service or library can raise anything

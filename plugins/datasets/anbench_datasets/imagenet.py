@@ -105,8 +105,7 @@ def ffcv_samples(path: Path) -> int:
         raise AnbenchError(f"{path} is not a readable FFCV file ({type(exc).__name__})") from None
 
 
-def ffcv_loader(path: Path, request: DataRequest) -> _Batches:
-    import numpy as np
+def _new_ffcv_loader(path: Path, request: DataRequest, indices):
     from ffcv.fields.decoders import CenterCropRGBImageDecoder, IntDecoder, RandomResizedCropRGBImageDecoder
     from ffcv.loader import Loader, OrderOption
     from ffcv.transforms import RandomHorizontalFlip, Squeeze, ToDevice, ToTensor, ToTorchImage
@@ -124,11 +123,33 @@ def ffcv_loader(path: Path, request: DataRequest) -> _Batches:
         image.append(ToDevice(torch.device(request.device), non_blocking=True))
         label.append(ToDevice(torch.device(request.device), non_blocking=True))
     image.append(ToTorchImage(channels_last=False))
-    indices = indices_for(request, ffcv_samples(path))
     loader = Loader(str(path), batch_size=request.batch_size, num_workers=max(1, request.num_workers),
-                    order=OrderOption.SEQUENTIAL, indices=np.array(indices, dtype=np.uint64),
+                    order=OrderOption.SEQUENTIAL, indices=indices,
                     pipelines={"image": image, "label": label}, drop_last=request.drop_last, os_cache=True,
                     seed=request.seed % 2**31)
+    return loader
+
+
+# A Loader compiles its pipeline (numba) on first use: seconds per Loader. One Loader per
+# (file, split, resolution, batch shape, seed) is kept and handed the next epoch's indices,
+# so a run compiles once per resolution of its progressive-resizing schedule.
+_LOADERS: dict[tuple, Any] = {}
+_MAX_LOADERS = 4
+
+
+def ffcv_loader(path: Path, request: DataRequest) -> _Batches:
+    import numpy as np
+
+    indices = np.array(indices_for(request, ffcv_samples(path)), dtype=np.uint64)
+    key = (str(path), request.split, request.resolution, request.batch_size, request.num_workers, request.drop_last,
+           request.crop_ratio, request.device, request.seed, len(indices))
+    loader = _LOADERS.get(key)
+    if loader is None:
+        while len(_LOADERS) >= _MAX_LOADERS:
+            _LOADERS.pop(next(iter(_LOADERS)))
+        loader = _LOADERS[key] = _new_ffcv_loader(path, request, indices)
+    else:
+        loader.traversal_order.indices = indices  # this epoch's order (same length, so same len())
     return _Batches(loader, _batches(len(indices), request))
 
 

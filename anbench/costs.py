@@ -9,8 +9,9 @@ The Accel-NASBench records count, at 1x3x224x224:
 * activations, dropout, stochastic depth, the SE multiply and the residual add: 0.
 
 :func:`count_costs` computes that analytically from the architecture, without
-building a network. :func:`profile_costs` counts the same convention on any built
-module with a forward pass; tests hold the two (and thop itself) equal.
+building a network; :func:`count_costs_1d` does the same for the 1-D networks of the
+NAS-Bench-360 tasks, on each task's own input. :func:`profile_costs` counts the same
+convention on any built module with a forward pass; tests hold them (and thop itself) equal.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def _pool_and_classifier(tally: _Tally, channels: int, positions: int, num_class
 def count_costs_1d(arch: Architecture, shape) -> Costs:
     """Params and MACs of the 1-D network for ``arch`` on a ``1 x C x L`` input of the task ``shape``.
 
-    ``shape`` is a :class:`anbench.models.seq1d.Seq1dShape`: each task is counted on its own
+    ``shape`` is a :class:`anbench.seq1d.Seq1dShape`: each task is counted on its own
     input (ECG 1x1000 with a stride-2 stem, Satellite 1x46, DeepSEA 4x1000), never copied
     from another task's. Same thop convention as :func:`count_costs`; no BatchNorm, conv biases
     count as params only.

@@ -55,7 +55,18 @@ class MeasureRequest:
 
 
 class DeviceRunner(Availability, Protocol):
-    """A device that runs inference. See :func:`anbench.hookspecs.register_devices`."""
+    """A device that runs inference. See :func:`anbench.hookspecs.register_devices`.
+
+    Optional methods (``anbench measure`` uses them when present):
+
+    * ``with_options(options: dict) -> DeviceRunner``: a runner configured by the command's
+      device options (``--host``, ``--identity``, ``--on-board``, ``--option K=V``);
+      a device without it refuses those options;
+    * ``measure_on_device(request) -> dict``: the device times itself (a remote board) and
+      returns flat metrics (``latency_ms_mean``, ``throughput_ips_mean``, ... and
+      optionally ``verdict``) instead of the core timing ``run()``. Such devices get
+      ``request.artifact`` from the newest stored compile result for the device's name.
+    """
 
     def describe(self) -> dict[str, Any]:
         """JSON-able facts about the host and device for provenance (no secrets)."""
@@ -255,12 +266,20 @@ class CompileRequest:
 
 @dataclass(frozen=True)
 class CompiledArtifact:
+    """``metrics``: extra flat metrics stored with the compile result; a ``verdict`` of
+    ``"INVALID"`` (with a ``reason``) marks an artifact not to be measured."""
+
     path: Path
     target: str
     fingerprint: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 class Compiler(Availability, Protocol):
+    """Optional: ``refusal(arch, target) -> str | None`` says why an architecture can never
+    be compiled for a target; ``anbench compile`` asks it for every architecture before
+    compiling any."""
+
     targets: tuple[str, ...]
 
     def compile(self, request: CompileRequest) -> CompiledArtifact: ...

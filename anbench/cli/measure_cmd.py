@@ -11,7 +11,7 @@ from ..measure.environment import provenance, utc_now
 from ..measure.timing import TimingPolicy, measure
 from ..plugin_types import MeasureRequest
 from ..workloop import StageOutput, WorkItem, next_run, raise_if_interrupted, run_items
-from .common import app, format_option, host, print_json, resolve_work_archs, work_arch_options
+from .common import app, format_option, host, parse_key_values, print_json, resolve_work_archs, work_arch_options
 
 
 @click.command("measure")
@@ -31,9 +31,17 @@ from .common import app, format_option, host, print_json, resolve_work_archs, wo
 @click.option("--no-latency", is_flag=True, help="Skip the batch-1 latency measurement.")
 @click.option("--force", is_flag=True, help="Measure again even if a result with the same settings is stored; "
               "the new measurement is kept as another run beside the earlier ones.")
+@click.option("--host", "board_host", metavar="USER@BOARD[:PORT]", default=None,
+              help="Measure on a board reached over SSH (devices that support it, e.g. zcu102).")
+@click.option("--identity", type=click.Path(dir_okay=False), default=None,
+              help="SSH private key file for --host (host keys are always checked).")
+@click.option("--on-board", is_flag=True, help="anbench runs on the board itself (no SSH).")
+@click.option("--option", "device_options", multiple=True, metavar="KEY=VALUE",
+              help="A device option, e.g. threads=auto or budget_s=20 (see the device's docs). Repeatable.")
 @format_option("table", "json")
 def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, sample_start, batch_size, resolution,
-                activation, precision, threads, warmup, repeats, batches, no_latency, force, fmt):
+                activation, precision, threads, warmup, repeats, batches, no_latency, force, board_host, identity,
+                on_board, device_options, fmt):
     """Measure inference throughput (images/s) and batch-1 latency (ms) on a device.
 
     Every measurement is stored with its settings and provenance; one already stored
@@ -47,9 +55,17 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
       anbench measure --device cpu -n 5 --seed 0
       anbench sample -n 3 --seed 1 --format jsonl | anbench measure --device cpu --arch -
       anbench measure --device cpu --from-store --resolution 160
+      anbench measure --device zcu102 --host root@zcu102-board --identity ~/.ssh/board --arch zcu102-a
     """
     plugins = host()
     runner = plugins.registry.device(device_name)
+    device_options = _device_options(board_host, identity, on_board, device_options)
+    if device_options:
+        if not hasattr(runner, "with_options"):
+            raise AnbenchError(f"device '{device_name}' takes no device options (--host, --identity, --on-board, "
+                               "--option)")
+        runner = runner.with_options(device_options)
+    self_timed = hasattr(runner, "measure_on_device")
     reason = runner.availability()
     if reason:
         raise AnbenchError(f"device '{device_name}' is not available here: {reason}")
@@ -62,11 +78,17 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
     device_facts = runner.describe()
 
     def request_for(arch) -> MeasureRequest:
-        return MeasureRequest(arch, batch_size, (3, resolution, resolution), activation, precision, threads)
+        artifact = _compiled_artifact(store, arch.id, device_name) if self_timed else None
+        return MeasureRequest(arch, batch_size, (3, resolution, resolution), activation, precision, threads,
+                              artifact=artifact)
 
+    # what defines the result; the identity file is a credential's path, not a setting
+    option_settings = {k: v for k, v in device_options.items() if k != "identity"}
     items = []
     for entry in work:
         settings = dict(request_for(entry.arch).settings(), timing=policy.as_dict(), latency=not no_latency)
+        if option_settings:
+            settings["device_options"] = option_settings
         run = next_run(store, entry.arch.id, "measure", device_name, settings) if force else ""
         items.append(WorkItem(entry.arch, "measure", device_name, settings, run, origin=entry.origin))
 
@@ -74,8 +96,11 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
         request = request_for(item.arch)
         started = utc_now()
         ctx.status("measuring")
-        result = measure(runner, request, policy, latency=not no_latency)
-        return StageOutput(result.metrics(), provenance(
+        if self_timed:
+            metrics = runner.measure_on_device(request)
+        else:
+            metrics = measure(runner, request, policy, latency=not no_latency).metrics()
+        return StageOutput(metrics, provenance(
             settings=item.settings, device=device_facts, seeds={"input": request.seed}, started_at=started,
             plugin_versions=plugins.versions()))
 
@@ -91,6 +116,23 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
     else:
         click.echo(summary.line(f"measured on {device_name}"))
     raise_if_interrupted(summary)
+
+
+def _device_options(board_host, identity, on_board, pairs) -> dict:
+    options: dict = parse_key_values(pairs, "--option")
+    for key, value in (("host", board_host), ("identity", identity), ("on_board", on_board or None)):
+        if value is not None:
+            options[key] = value
+    return options
+
+
+def _compiled_artifact(store, arch_id: str, target: str):
+    """The newest stored compile result of ``arch_id`` for ``target`` that is not INVALID."""
+    from pathlib import Path
+
+    usable = [r for r in store.results(stage="compile", arch_id=arch_id, target=target)
+              if r.metrics.get("artifact") and r.metrics.get("verdict", "VALID") == "VALID"]
+    return Path(usable[-1].metrics["artifact"]) if usable else None  # insertion order: the last is the newest
 
 
 def _clamp_threads(threads: int) -> int:

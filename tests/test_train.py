@@ -92,7 +92,7 @@ def test_train_stores_one_record_per_model_and_skips_them_next_time(run_cli, sto
     result = run_cli("train", "--dataset", "synthetic", "-n", "1", "--seed", "0", "--epochs", "2", "--runs", "2", *TINY,
                      "--arch", "smallest", "--format", "json")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = json.loads(result.stdout)
     assert [r["status"] for r in rows] == ["trained"] * 4  # (smallest + 1 sampled) x 2 runs
     records = train_results(store_path)
     assert len(records) == 4 and len({r.run for r in records}) == 4
@@ -117,7 +117,7 @@ def test_train_stores_one_record_per_model_and_skips_them_next_time(run_cli, sto
 @pytest.mark.slow
 def test_synthetic_is_learnable_well_above_chance(run_cli, store_path):
     result = run_cli("train", "--dataset", "synthetic", "--arch", "smallest", "--epochs", "2",
-                     "--max-train-samples", "1024", "--max-val-samples", "256")
+                     "--max-val-samples", "256")
     assert result.exit_code == 0, result.output
     (record,) = train_results(store_path)
     assert record.metrics["val_top1"] >= 30.0, record.metrics  # chance is 10 %

@@ -8,3 +8,5 @@ Any other exception escaping a command is a bug in anbench.
 
 class AnbenchError(Exception):
     """A mistake the user can fix. ``str(err)`` is the whole message, one line."""
+
+    exit_code = 2

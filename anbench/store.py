@@ -5,14 +5,21 @@ Contract:
 * One schema for every stage: an ``architectures`` table (the 28-key record, params/MACs
   in millions, where the architecture came from) and one ``results`` table whose rows are
   :class:`StageResult` values keyed by :attr:`StageResult.key` (architecture id, stage,
-  target and the canonical JSON of the settings). A result is never stored twice.
+  target, the canonical JSON of the settings and the run identity). A result is never
+  stored twice; repeated runs of one architecture with the same settings (other seeds,
+  re-measurements, imported duplicates) differ in ``run`` and are all kept.
+* A ``leases`` table lets several workers share one store: a worker claims a result key
+  before computing it (:meth:`Store.claim`), renews the claim while it works, and releases
+  it when the result is stored. An expired claim, or one whose holder is a dead process on
+  this host, can be taken over.
 * The file identifies itself as an anbench store (``PRAGMA application_id``) and carries
   its schema version (``PRAGMA user_version``); :meth:`Store.open` refuses files that are
-  not SQLite, SQLite files of other applications and stores written by a newer anbench,
-  each with a one-line :class:`AnbenchError` naming the path.
+  not SQLite, SQLite files of other applications, damaged stores and stores written by a
+  newer anbench, each with a one-line :class:`AnbenchError` naming the path, and leaves
+  them untouched. Older stores are migrated forward in one transaction.
 * Every write runs in a transaction (``BEGIN IMMEDIATE``), so a killed process leaves the
   old state or the new one, never a mix. WAL mode and a busy timeout let several
-  processes (e.g. shards of a measurement campaign) write the same file concurrently.
+  processes write the same file concurrently.
 * JSON values (settings, metrics, provenance, origin) round-trip exactly: ints stay ints,
   floats are stored with ``repr`` precision, ``None`` stays ``None``, key order is kept.
 """
@@ -23,8 +30,11 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
 import sqlite3
+import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,7 +43,7 @@ from .errors import AnbenchError
 from .measure.environment import utc_now
 from .searchspace import Architecture
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # "ANBS" as a big-endian int: marks the SQLite file as an anbench store.
 APPLICATION_ID = 0x414E4253
 BUSY_TIMEOUT_MS = 30_000
@@ -60,11 +70,33 @@ CREATE TABLE IF NOT EXISTS results (
     metrics_json    TEXT NOT NULL,
     provenance_json TEXT NOT NULL,
     source          TEXT NOT NULL,
-    created_at      TEXT NOT NULL
+    created_at      TEXT NOT NULL,
+    run             TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS results_by_stage_target ON results(stage, target, arch_id);
 CREATE INDEX IF NOT EXISTS results_by_arch ON results(arch_id);
 """
+
+_LEASES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS leases (
+    key          TEXT PRIMARY KEY,
+    arch_id      TEXT NOT NULL,
+    stage        TEXT NOT NULL,
+    target       TEXT NOT NULL,
+    owner        TEXT NOT NULL,
+    host         TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    acquired_at  TEXT NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    expires_at   REAL NOT NULL
+)
+"""
+
+# Schema version N -> N+1, each run inside the caller's transaction.
+_MIGRATIONS = {
+    1: ("ALTER TABLE results ADD COLUMN run TEXT NOT NULL DEFAULT ''", _LEASES_SCHEMA),
+}
+_TABLES = {"architectures", "results", "leases"}
 
 
 def _dumps(value: Any) -> str:
@@ -85,6 +117,8 @@ class StageResult:
     compile target for ``compile``. ``settings`` are the effective settings that define
     the result (part of its key); ``metrics`` is flat with units in the names
     (``throughput_ips_mean``, ``latency_ms_std``, ``val_top1``, ``train_time_s``, ...).
+    ``run`` tells repeated runs with equal settings apart (``""`` for a first or only run,
+    ``"seed=3"``, ``"result_443.json"`` for an imported record, ...); it is part of the key.
     """
 
     arch_id: str
@@ -95,12 +129,23 @@ class StageResult:
     provenance: dict
     source: str = "anbench"
     created_at: str = ""
+    run: str = ""
 
     @property
     def key(self) -> str:
-        """SHA-256 hex of (arch_id, stage, target, canonical JSON of settings)."""
-        text = canonical_json([self.arch_id, self.stage, self.target, self.settings])
-        return hashlib.sha256(text.encode()).hexdigest()
+        return result_key(self.arch_id, self.stage, self.target, self.settings, self.run)
+
+
+def result_key(arch_id: str, stage: str, target: str, settings: dict, run: str = "") -> str:
+    """SHA-256 hex of (arch_id, stage, target, canonical settings[, run]).
+
+    The run identity joins the hashed text only when set, so first runs keep the keys
+    that schema version 1 gave them.
+    """
+    parts: list[Any] = [arch_id, stage, target, settings]
+    if run:
+        parts.append(run)
+    return hashlib.sha256(canonical_json(parts).encode()).hexdigest()
 
 
 @dataclass
@@ -129,7 +174,7 @@ class Store:
     # -- opening ------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "Store":
+    def open(cls, path: str | os.PathLike, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> "Store":
         """Open the store at ``path``, creating the file and schema if missing.
 
         Raises :class:`AnbenchError` (one line, naming the path) when the path or its
@@ -139,12 +184,12 @@ class Store:
         path = Path(path)
         _check_location(path)
         try:
-            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None,
                                    check_same_thread=False)
         except sqlite3.Error as exc:
             raise AnbenchError(f"cannot open store {path}: {exc}") from None
         try:
-            _prepare(conn, path)
+            _prepare(conn, path, busy_timeout_ms)
         except BaseException:
             conn.close()
             raise
@@ -273,7 +318,7 @@ class Store:
         created_at = result.created_at or utc_now()
         row = (
             result.key, result.arch_id, result.stage, result.target, _dumps(result.settings),
-            _dumps(result.metrics), _dumps(result.provenance), result.source, created_at,
+            _dumps(result.metrics), _dumps(result.provenance), result.source, created_at, result.run,
         )
         with self.transaction():
             if not self.conn.execute("SELECT 1 FROM architectures WHERE id = ?", (result.arch_id,)).fetchone():
@@ -285,32 +330,50 @@ class Store:
                 self.conn.execute("DELETE FROM results WHERE key = ?", (result.key,))
             self.conn.execute(
                 "INSERT INTO results (key, arch_id, stage, target, settings_json, metrics_json, provenance_json, "
-                "source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "source, created_at, run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
+            # the result is in: nobody needs to hold its key any more
+            self.conn.execute("DELETE FROM leases WHERE key = ?", (result.key,))
         if not result.created_at:
             result.created_at = created_at
         return True
 
-    def results(self, stage: str | None = None, arch_id: str | None = None, target: str | None = None) -> list[StageResult]:
-        """Stored results matching every given filter, in insertion order."""
+    def results(self, stage: str | None = None, arch_id: str | None = None, target: str | None = None,
+                limit: int | None = None) -> list[StageResult]:
+        """Stored results matching every given filter, in insertion order (the first ``limit``)."""
         where, args = _filters(stage=stage, arch_id=arch_id, target=target)
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
         with self._lock:
             rows = self.conn.execute(
-                "SELECT arch_id, stage, target, settings_json, metrics_json, provenance_json, source, created_at "
-                f"FROM results {where} ORDER BY seq",
+                "SELECT arch_id, stage, target, settings_json, metrics_json, provenance_json, source, created_at, run "
+                f"FROM results {where} ORDER BY seq{tail}",
                 args,
             ).fetchall()
         return [
-            StageResult(a, s, t, json.loads(settings), json.loads(metrics), json.loads(prov), source, created)
-            for a, s, t, settings, metrics, prov, source, created in rows
+            StageResult(a, s, t, json.loads(settings), json.loads(metrics), json.loads(prov), source, created, run)
+            for a, s, t, settings, metrics, prov, source, created, run in rows
         ]
+
+    def result_summary(self) -> list[dict[str, Any]]:
+        """Per (stage, target): results, distinct architectures, repeated runs, newest time."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT stage, target, COUNT(*), COUNT(DISTINCT arch_id), MAX(created_at) FROM results "
+                "GROUP BY stage, target ORDER BY stage, target"
+            ).fetchall()
+        return [{"stage": st, "target": t, "results": n, "architectures": a, "repeats": n - a, "newest": newest}
+                for st, t, n, a, newest in rows]
+
+    def has_key(self, key: str) -> bool:
+        with self._lock:
+            return self.conn.execute("SELECT 1 FROM results WHERE key = ?", (key,)).fetchone() is not None
 
     def has_result(self, arch_id: str, stage: str, target: str, settings: dict | None = None) -> bool:
         """Whether a result exists for (arch, stage, target); ``settings`` None means any settings."""
         with self._lock:
             if settings is not None:
-                key = StageResult(arch_id, stage, target, settings, {}, {}).key
+                key = result_key(arch_id, stage, target, settings)
                 return self.conn.execute("SELECT 1 FROM results WHERE key = ?", (key,)).fetchone() is not None
             return self.conn.execute(
                 "SELECT 1 FROM results WHERE arch_id = ? AND stage = ? AND target = ? LIMIT 1", (arch_id, stage, target)
@@ -329,6 +392,127 @@ class Store:
     def count_results(self) -> int:
         with self._lock:
             return self.conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+    # -- leases (workers sharing the store) -------------------------------------------
+
+    def claim(self, key: str, arch_id: str, stage: str, target: str, owner: str, lease_s: float) -> str:
+        """Try to take the work of result ``key`` for ``owner`` for ``lease_s`` seconds.
+
+        Returns ``"claimed"`` (yours now: free, expired, held by a dead process on this
+        host, or already yours), ``"stored"`` (the result exists: nothing to do) or
+        ``"held"`` (another live worker has it).
+        """
+        now = time.time()
+        with self.transaction():
+            if self.conn.execute("SELECT 1 FROM results WHERE key = ?", (key,)).fetchone():
+                return "stored"
+            row = self.conn.execute("SELECT owner, host, pid, expires_at FROM leases WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                holder, holder_host, holder_pid, expires_at = row
+                if holder != owner and expires_at > now and not _dead_here(holder_host, holder_pid):
+                    return "held"
+                self.conn.execute("DELETE FROM leases WHERE key = ?", (key,))
+            self.conn.execute(
+                "INSERT INTO leases (key, arch_id, stage, target, owner, host, pid, acquired_at, heartbeat_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, arch_id, stage, target, owner, socket.gethostname(), os.getpid(), utc_now(), now, now + lease_s),
+            )
+            return "claimed"
+
+    def renew(self, key: str, owner: str, lease_s: float) -> bool:
+        """Extend ``owner``'s lease on ``key``; False when the lease was lost (taken over)."""
+        now = time.time()
+        with self.transaction():
+            cursor = self.conn.execute("UPDATE leases SET heartbeat_at = ?, expires_at = ? WHERE key = ? AND owner = ?",
+                                       (now, now + lease_s, key, owner))
+            return cursor.rowcount == 1
+
+    def release(self, key: str, owner: str) -> None:
+        """Drop ``owner``'s lease on ``key`` (no-op when it holds none)."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner))
+
+    def leases(self) -> list[dict[str, Any]]:
+        """Every lease row (live or expired), oldest first."""
+        with self._lock:
+            cursor = self.conn.execute("SELECT key, arch_id, stage, target, owner, host, pid, acquired_at, heartbeat_at, "
+                                       "expires_at FROM leases ORDER BY acquired_at")
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    # -- health -------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Problems found, one line each (empty when healthy): SQLite's integrity check,
+        the schema version, results without their architecture, stale leases."""
+        problems = []
+        with self._lock:
+            try:
+                lines = [r[0] for r in self.conn.execute("PRAGMA integrity_check").fetchall()]
+                if lines != ["ok"]:
+                    problems += [f"integrity: {line}" for line in lines[:20]]
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+                if version != SCHEMA_VERSION:
+                    problems.append(f"schema version {version}, expected {SCHEMA_VERSION}")
+                orphans = self.conn.execute("SELECT COUNT(*) FROM results r WHERE NOT EXISTS "
+                                            "(SELECT 1 FROM architectures a WHERE a.id = r.arch_id)").fetchone()[0]
+                if orphans:
+                    problems.append(f"{orphans} results belong to no stored architecture")
+                now = time.time()
+                for lease in self.leases():
+                    where = f"{lease['stage']}/{lease['target']} {lease['arch_id']}"
+                    if lease["expires_at"] < now:
+                        problems.append(f"expired lease on {where} by {lease['owner']} (pid {lease['pid']} on "
+                                        f"{lease['host']}); the next worker takes it over")
+                    elif _dead_here(lease["host"], lease["pid"]):
+                        problems.append(f"lease on {where} held by dead pid {lease['pid']}; the next worker takes it over")
+            except sqlite3.DatabaseError as exc:
+                problems.append(f"database error: {exc}")
+        return problems
+
+    def backup(self, out: str | os.PathLike) -> Path:
+        """Copy the live store to ``out`` with SQLite's online backup (consistent while others write).
+
+        Refuses an existing ``out``; writes a temp file beside it and renames it in place.
+        """
+        out = Path(out)
+        if out.exists():
+            raise AnbenchError(f"backup target {out} exists; choose a new file name")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+            os.close(fd)
+        except OSError as exc:
+            raise AnbenchError(f"cannot write backup {out}: {exc.strerror or exc}") from None
+        try:
+            target = sqlite3.connect(tmp)
+            try:
+                with self._lock:
+                    self.conn.backup(target)
+                target.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                target.close()
+            os.replace(tmp, out)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise AnbenchError(f"cannot write backup {out}: {exc}") from None
+            raise
+        return out
+
+
+def _dead_here(host: str, pid: int) -> bool:
+    """Whether ``pid`` on ``host`` is known dead (provable only for this host)."""
+    if host != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _filters(**filters: Any) -> tuple[str, list]:
@@ -360,40 +544,68 @@ def _check_location(path: Path) -> None:
         raise AnbenchError(f"store {path}: directory {parent} is not writable (SQLite needs it for its journal)")
 
 
-def _prepare(conn: sqlite3.Connection, path: Path) -> None:
-    """Check the file is an anbench store (or empty) and create/upgrade the schema."""
+def _unusable(path: Path, why: str) -> AnbenchError:
+    return AnbenchError(f"{path} is not a usable anbench store: {why}")
+
+
+def _prepare(conn: sqlite3.Connection, path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+    """Check the file is an anbench store (or empty); create the schema or migrate it forward.
+
+    Nothing is written to a file that is refused.
+    """
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
-        raise AnbenchError(f"{path} is not an anbench store: not an SQLite database ({exc})") from None
+        raise _unusable(path, f"not an SQLite database ({exc})") from None
     if app_id != APPLICATION_ID:
         if app_id != 0 or tables - {"sqlite_sequence"}:
-            raise AnbenchError(f"{path} is an SQLite database but not an anbench store; "
-                               f"choose another --store path")
+            raise _unusable(path, "an SQLite database of another application; choose another --store path")
     elif version > SCHEMA_VERSION:
         raise AnbenchError(f"store {path} has schema version {version}, newer than this anbench understands "
                            f"({SCHEMA_VERSION}); upgrade anbench")
+    else:
+        needed = {"architectures", "results"} | ({"leases"} if version >= 2 else set())
+        if needed - tables:
+            raise _unusable(path, f"it is marked as one but has no {', '.join(sorted(needed - tables))} table")
+        try:
+            # a cheap read of every table's first page catches most damage before any write
+            for table in sorted(needed):
+                conn.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _unusable(path, f"damaged ({exc}); `anbench store check` says more") from None
     try:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode.lower() != "wal":  # e.g. a file system without shared memory
-            conn.execute("PRAGMA journal_mode = DELETE")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        if app_id != APPLICATION_ID or version < SCHEMA_VERSION:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # two processes may create the same new store at once: re-check under the lock
-                if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
-                    for statement in filter(str.strip, _SCHEMA.split(";")):
+        if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
+            _connection_settings(conn)
+            return
+        _connection_settings(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # two processes may create or migrate the same store at once: re-check under the lock
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if app_id != APPLICATION_ID:
+                for statement in filter(str.strip, (_SCHEMA + ";" + _LEASES_SCHEMA).split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            else:
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[step]:
                         conn.execute(statement)
-                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
     except sqlite3.DatabaseError as exc:
         raise AnbenchError(f"cannot initialise store {path}: {exc}") from None
+
+
+def _connection_settings(conn: sqlite3.Connection) -> None:
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode.lower() != "wal":  # e.g. a file system without shared memory
+        conn.execute("PRAGMA journal_mode = DELETE")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")

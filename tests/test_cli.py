@@ -155,7 +155,7 @@ def test_corrupt_store_is_reported_and_left_alone(run_cli, tmp_path):
     foreign = tmp_path / "foreign.db"
     with sqlite3.connect(foreign) as db:
         db.execute("create table t (x)")
-    assert "not an anbench store" in _error_line(run_cli("--store", foreign, "results", store=False))
+    assert "not a usable anbench store" in _error_line(run_cli("--store", foreign, "results", store=False))
 
 
 def test_measure_cpu_stores_a_measurement_and_skips_it_next_time(run_cli, store_path):

@@ -221,7 +221,7 @@ def test_another_applications_sqlite_file_is_refused(tmp_path):
     conn.close()
     with pytest.raises(AnbenchError) as excinfo:
         Store.open(path)
-    assert_one_line_error(excinfo, str(path), "not an anbench store")
+    assert_one_line_error(excinfo, str(path), "not a usable anbench store")
     conn = sqlite3.connect(path)
     assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["notes"]  # untouched
     conn.close()

@@ -20,10 +20,26 @@ class AnbenchGroup(click.Group):
     """Maps user mistakes to one line + exit 2, and keeps tracebacks for real bugs."""
 
     def invoke(self, ctx: click.Context):
+        import sqlite3
+
         try:
             return super().invoke(ctx)
         except AnbenchError as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(getattr(exc, "exit_code", 2))
+        except (KeyboardInterrupt, click.Abort):
+            # everything finished before is stored; writes in flight were rolled back
+            click.echo("error: interrupted", err=True)
+            ctx.exit(130)
+        except sqlite3.OperationalError as exc:
+            obj = ctx.find_object(AppContext)
+            click.echo(f"error: store {obj.store_path if obj else ''}: {exc}", err=True)
+            ctx.exit(2)
+        except sqlite3.DatabaseError as exc:
+            # damage found after the store opened (e.g. garbled pages past the first ones)
+            obj = ctx.find_object(AppContext)
+            where = obj.store_path if obj is not None else "the store"
+            click.echo(f"error: {where} is not a usable anbench store: {exc}; `anbench store check` says more", err=True)
             ctx.exit(2)
         finally:
             obj = ctx.find_object(AppContext)

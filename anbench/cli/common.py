@@ -139,3 +139,59 @@ def _unwrap(record: Any) -> Any:
     if isinstance(record, dict) and "architecture" in record:
         return record["architecture"]
     return record
+
+
+def work_arch_options(func):
+    """The ways a multi-architecture command takes its architectures (measure, train, ...)."""
+    options = [
+        click.option("--arch", "arch_specs", multiple=True, metavar="ARCH",
+                     help="Architecture(s): JSON object, file, stored id, name or - (JSON lines on stdin). Repeatable."),
+        click.option("--from-store", is_flag=True, help="Every stored architecture with no result of this stage on this target."),
+        click.option("-n", "sample_count", type=click.IntRange(min=1), default=None,
+                     help="Sample this many architectures (the sampler of `anbench sample`)."),
+        click.option("--seed", "sample_seed", type=int, default=0, show_default=True, help="Sampler seed for -n."),
+        click.option("--start", "sample_start", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Index of the first sampled architecture in the seed's stream (for shards)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@dataclass
+class WorkArch:
+    """An architecture to work on and the origin to store it with if it is new."""
+
+    arch: Any
+    origin: dict
+
+
+def resolve_work_archs(arch_specs, from_store: bool, sample_count: int | None, sample_seed: int, sample_start: int,
+                       stage: str, target: str) -> list[WorkArch]:
+    """Given (in order: --arch, -n sampled, --from-store missing ones), without repeats.
+
+    Raises AnbenchError when no way of giving architectures was used.
+    """
+    from ..searchspace import SAMPLER_VERSION, sample
+
+    if not arch_specs and not from_store and not sample_count:
+        raise AnbenchError("no architectures given: use --arch ARCH (repeatable), -n N [--seed S] or --from-store")
+    store_loader = lambda: app().store()  # noqa: E731 - opened only when a spec needs it
+    out: list[WorkArch] = []
+    seen: set[str] = set()
+
+    def add(arch, origin):
+        if arch.id not in seen:
+            seen.add(arch.id)
+            out.append(WorkArch(arch, origin))
+
+    for arch in resolve_arch_specs(arch_specs, store_loader=store_loader) if arch_specs else []:
+        add(arch, {"source": stage})
+    if sample_count:
+        for i, arch in enumerate(sample(sample_count, sample_seed, start=sample_start)):
+            add(arch, {"source": "sample", "seed": sample_seed, "index": sample_start + i,
+                       "sampler_version": SAMPLER_VERSION})
+    if from_store:
+        for arch in app().store().missing(stage, target):
+            add(arch, {"source": stage})
+    return out

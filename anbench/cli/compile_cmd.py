@@ -9,22 +9,22 @@ import click
 from ..errors import AnbenchError
 from ..measure.environment import provenance, utc_now
 from ..plugin_types import CompileRequest
-from ..store import StageResult
-from .common import app, format_option, host, print_json, resolve_arch_specs
+from ..workloop import StageOutput, WorkItem, raise_if_interrupted, run_items
+from .common import app, format_option, host, print_json, resolve_work_archs, work_arch_options
 
 
 @click.command("compile")
 @click.option("--target", required=True, help="Compile target, e.g. zcu102 or vck190 (see `anbench plugins`).")
-@click.option("--arch", "arch_specs", multiple=True, required=True, metavar="ARCH",
-              help="Architecture(s): JSON object, file, stored id, name or - (JSON lines on stdin). Repeatable.")
+@work_arch_options
 @click.option("--workdir", type=click.Path(file_okay=False), default="anbench-artifacts", show_default=True,
               help="Where compiled artifacts are written (one folder per architecture and target).")
 @format_option("table", "json")
-def compile_cmd(target, arch_specs, workdir, fmt):
+def compile_cmd(target, arch_specs, from_store, sample_count, sample_seed, sample_start, workdir, fmt):
     """Quantize and compile architectures for a device target; store the artifacts.
 
     The compiler is the plugin that claims the target; its toolchain must be usable
-    here (`anbench doctor` says why not).
+    here (`anbench doctor` says why not). An architecture compiled for the target with
+    the same settings is not compiled again; several processes share the work.
 
     \b
     Example:
@@ -36,20 +36,27 @@ def compile_cmd(target, arch_specs, workdir, fmt):
     if reason:
         raise AnbenchError(f"compiler '{compiler.name}' for target '{target}' is not available here: {reason}")
     store = app().store()
-    rows = []
-    for arch in resolve_arch_specs(arch_specs, store_loader=lambda: store):
+    work = resolve_work_archs(arch_specs, from_store, sample_count, sample_seed, sample_start, "compile", target)
+
+    def request_for(arch) -> CompileRequest:
+        return CompileRequest(arch, target, Path(workdir) / arch.id / target)
+
+    items = [WorkItem(w.arch, "compile", target, {"compiler": compiler.name, **request_for(w.arch).settings},
+                      origin=w.origin) for w in work]
+
+    def compile_one(item: WorkItem, ctx) -> StageOutput:
         started = utc_now()
-        request = CompileRequest(arch, target, Path(workdir) / arch.id / target)
-        artifact = compiler.compile(request)
-        settings = {"compiler": compiler.name, **request.settings}
-        store.add_architecture(arch, origin={"source": "compile"})
-        store.add_result(StageResult(
-            arch_id=arch.id, stage="compile", target=target, settings=settings,
-            metrics={"artifact": str(artifact.path), "fingerprint": artifact.fingerprint},
-            provenance=provenance(settings=settings, started_at=started, plugin_versions=plugins.versions()),
-        ), replace=True)
-        rows.append({"id": arch.id, "target": target, "artifact": str(artifact.path)})
-        if fmt == "table":
-            click.echo(f"{arch.id}  {target}  {artifact.path}")
+        ctx.status("compiling")
+        artifact = compiler.compile(request_for(item.arch))
+        return StageOutput({"artifact": str(artifact.path), "fingerprint": artifact.fingerprint},
+                           provenance(settings=item.settings, started_at=started, plugin_versions=plugins.versions()))
+
+    summary = run_items(store, items, compile_one, label=f"compiling for {target}",
+                        describe=(lambda item, out: f"{item.arch.id}  {target}  {out.metrics['artifact']}")
+                        if fmt == "table" else None)
     if fmt == "json":
-        print_json(rows)
+        print_json([{"id": item.arch.id, "target": target, "artifact": out.metrics["artifact"]}
+                    for item, out in summary.done])
+    else:
+        click.echo(summary.line(f"compiled for {target}"))
+    raise_if_interrupted(summary)

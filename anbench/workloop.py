@@ -1,0 +1,321 @@
+"""The one loop every multi-architecture stage runs through (measure, compile, train, ...).
+
+Contract of :func:`run_items`:
+
+* Work comes as :class:`WorkItem` values; each names the result it produces by its key
+  (:attr:`WorkItem.key` equals the :class:`~anbench.store.StageResult` key). An item whose
+  result is stored is skipped, never computed twice.
+* Before running an item the loop claims it in the store (a lease with owner, host, pid,
+  heartbeat and expiry). Another live worker's claim means "skip it"; an expired claim,
+  or one held by a dead process on this host, is taken over. So several processes on one
+  store split the work, and a killed worker's item is picked up again.
+* While the stage function runs, a background thread renews the lease.
+* A finished result is never thrown away: storing it is retried with backoff while the
+  store is busy, and when the store stays unusable the result goes to a side file
+  (:mod:`anbench.pending`) whose path is printed; ``anbench import --format pending``
+  takes it back.
+* Progress: a rich progress bar (done/total, current item, rate, ETA) and a live status
+  line on a terminal; one plain line per item otherwise.
+* Ctrl-C: the first one lets the current item finish and be stored, then the loop stops;
+  a second one abandons the current item (its lease is released, nothing is stored).
+  Either way :class:`Interrupted` is raised after the summary line; the CLI prints
+  ``error: interrupted`` and exits 130.
+* An :class:`~anbench.errors.AnbenchError` from the stage function (a user mistake: bad
+  request, missing file) stops the loop and propagates; per-item failures that should be
+  kept (diverged, out of memory, INVALID) are returned by the stage function as metrics
+  with a ``verdict``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from .errors import AnbenchError
+from .searchspace import Architecture
+from .store import StageResult, Store, result_key
+
+LEASE_S = 120.0
+# how long a finished result waits for a busy store before it goes to a side file
+STORE_PATIENCE_S = 300.0
+
+
+class Interrupted(AnbenchError):
+    """The user pressed Ctrl-C; the store holds everything finished before."""
+
+    exit_code = 130
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One result to produce: ``stage`` of ``arch`` on ``target`` with ``settings`` as run ``run``."""
+
+    arch: Architecture
+    stage: str
+    target: str
+    settings: dict = field(hash=False)
+    run: str = ""
+    origin: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        return result_key(self.arch.id, self.stage, self.target, self.settings, self.run)
+
+    @property
+    def label(self) -> str:
+        return f"{self.arch.id}{' ' + self.run if self.run else ''}"
+
+
+@dataclass
+class StageOutput:
+    """What a stage function returns for one item; stored as one result."""
+
+    metrics: dict[str, Any]
+    provenance: dict[str, Any]
+    source: str = "anbench"
+
+
+@dataclass
+class LoopSummary:
+    done: list[tuple[WorkItem, StageOutput]] = field(default_factory=list)
+    skipped: list[tuple[WorkItem, str]] = field(default_factory=list)  # (item, "stored" | "held")
+    already_stored: int = 0
+    claimed_elsewhere: int = 0
+    side_files: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    total: int = 0
+
+    def line(self, label: str) -> str:
+        parts = [f"{len(self.done)} {label}", f"{self.already_stored} already stored"]
+        if self.claimed_elsewhere:
+            parts.append(f"{self.claimed_elsewhere} taken by other workers")
+        if self.side_files:
+            parts.append(f"{len(self.side_files)} written to side files")
+        not_reached = self.total - len(self.done) - self.already_stored - self.claimed_elsewhere - len(self.side_files)
+        if self.interrupted and not_reached > 0:
+            parts.append(f"{not_reached} not started (interrupted)")
+        return ", ".join(parts)
+
+
+class ItemContext:
+    """Handed to the stage function with its item: the store and a live status line."""
+
+    def __init__(self, store: Store, item: WorkItem, display: "_Display") -> None:
+        self.store = store
+        self.item = item
+        self._display = display
+
+    def status(self, text: str) -> None:
+        """Show ``text`` as the current item's live line (terminal only; logs stay quiet)."""
+        self._display.status(f"{self.item.label}  {text}")
+
+
+StageFn = Callable[[WorkItem, ItemContext], StageOutput]
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def run_items(store: Store, items: Iterable[WorkItem], stage_fn: StageFn, *, label: str = "done",
+              describe: Callable[[WorkItem, StageOutput], str] | None = None, progress: bool | None = None,
+              lease_s: float = LEASE_S, store_patience_s: float = STORE_PATIENCE_S,
+              owner: str | None = None) -> LoopSummary:
+    """Run ``stage_fn`` on every item whose result is not stored (module contract).
+
+    ``describe(item, output)`` gives the line printed for a finished item; ``progress``
+    None means "a progress bar when stderr is a terminal".
+    """
+    items = list(items)
+    owner = owner or worker_name()
+    summary = LoopSummary(total=len(items))
+    display = _Display(len(items), label, progress)
+    stop = _StopRequest()
+    with display, stop.installed():
+        for item in items:
+            if stop.requested:
+                summary.interrupted = True
+                break
+            state = _claim(store, item, owner, lease_s)
+            if state in ("stored", "held"):
+                summary.skipped.append((item, state))
+                if state == "stored":
+                    summary.already_stored += 1
+                else:
+                    summary.claimed_elsewhere += 1
+                display.advance()
+                continue
+            ctx = ItemContext(store, item, display)
+            display.status(f"{item.label}  started")
+            try:
+                with _Heartbeat(store, item.key, owner, lease_s):
+                    output = stage_fn(item, ctx)
+            except KeyboardInterrupt:
+                summary.interrupted = True
+                _release_quietly(store, item.key, owner)
+                break
+            except BaseException:
+                _release_quietly(store, item.key, owner)
+                raise
+            side_file = _store_result(store, item, output, owner, store_patience_s)
+            if side_file:
+                summary.side_files.append(side_file)
+                display.line(f"{item.label}: the store stayed unusable; result kept in {side_file} "
+                             f"(anbench import --format pending {side_file})")
+            else:
+                summary.done.append((item, output))
+                if describe is not None:
+                    display.line(describe(item, output))
+            display.advance()
+        if stop.requested:
+            summary.interrupted = True
+    return summary
+
+
+def next_run(store: Store, arch_id: str, stage: str, target: str, settings: dict) -> str:
+    """The first run identity with no stored result: ``""``, then ``"repeat-2"``, ``"repeat-3"``, ..."""
+    run, number = "", 1
+    while store.has_key(result_key(arch_id, stage, target, settings, run)):
+        number += 1
+        run = f"repeat-{number}"
+    return run
+
+
+def raise_if_interrupted(summary: LoopSummary) -> None:
+    if summary.interrupted:
+        raise Interrupted("interrupted")
+
+
+def _claim(store: Store, item: WorkItem, owner: str, lease_s: float) -> str:
+    if store.has_key(item.key):
+        return "stored"
+    store.add_architecture(item.arch, origin=item.origin or {"source": item.stage})
+    return store.claim(item.key, item.arch.id, item.stage, item.target, owner, lease_s)
+
+
+def _release_quietly(store: Store, key: str, owner: str) -> None:
+    with contextlib.suppress(AnbenchError):
+        store.release(key, owner)
+
+
+def _store_result(store: Store, item: WorkItem, output: StageOutput, owner: str, patience_s: float) -> str | None:
+    """Store the item's result, retrying a busy store; the side file's path if it never worked."""
+    from .pending import write_pending
+
+    result = StageResult(item.arch.id, item.stage, item.target, item.settings, output.metrics, output.provenance,
+                         source=output.source, run=item.run)
+    deadline = time.monotonic() + patience_s
+    delay = 0.05
+    last_error = ""
+    while True:
+        try:
+            store.add_result(result)
+            return None
+        except AnbenchError as exc:
+            last_error = str(exc)
+        if time.monotonic() + delay > deadline:
+            break
+        time.sleep(delay)  # backoff between retries of a locked store, not synchronisation
+        delay = min(delay * 2, 5.0)
+    return str(write_pending(store.path, item.arch, item.origin, result, last_error))
+
+
+class _Heartbeat:
+    """Renews a lease from a background thread while the stage function works."""
+
+    def __init__(self, store: Store, key: str, owner: str, lease_s: float) -> None:
+        self._store, self._key, self._owner, self._lease_s = store, key, owner, lease_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="anbench-lease", daemon=True)
+
+    def __enter__(self) -> "_Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._lease_s / 4):
+            with contextlib.suppress(AnbenchError, RuntimeError):
+                self._store.renew(self._key, self._owner, self._lease_s)
+
+
+class _StopRequest:
+    """First Ctrl-C: finish the current item, then stop. Second: KeyboardInterrupt now."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("interrupt: finishing the current item, then stopping (Ctrl-C again to stop now)", file=sys.stderr)
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class _Display:
+    """A rich progress bar on a terminal; plain lines otherwise."""
+
+    def __init__(self, total: int, label: str, progress: bool | None) -> None:
+        self.total = total
+        self.label = label
+        self.enabled = sys.stderr.isatty() if progress is None else progress
+        self._progress = None
+        self._task = None
+
+    def __enter__(self) -> "_Display":
+        if self.enabled and self.total:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                      TextColumn("{task.fields[status]}"), console=Console(stderr=True),
+                                      transient=False)
+            self._progress.start()
+            self._task = self._progress.add_task(self.label, total=self.total, status="")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, status="")
+            self._progress.stop()
+
+    def status(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, status=text[:80])
+
+    def line(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            import click
+
+            click.echo(text)
+
+    def advance(self) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task)

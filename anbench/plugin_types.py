@@ -77,6 +77,12 @@ class DeviceRunner(Availability, Protocol):
       seconds the device took, from a device timer (CUDA events); a non-empty string
       discards the window with that reason (XLA compiled during it).
     * ``min_batch_size``: the smallest batch the device runs (latency is measured there).
+    * ``default_batch_size`` / ``default_precision``: what ``anbench measure`` uses when the
+      user gives none.
+    * ``fixed_schedule(batch_size) -> {"warmup_batches", "repeats", "batches_per_repeat"}``:
+      the original pipeline's fixed procedure on this device (``--schedule fixed``).
+    * ``device_monitor(prepared)``: an engine ``HostMonitor`` for the device itself (GPU
+      clocks, power, temperature before/after; reasons such as clock throttling).
     * ``describe()`` is called again after ``prepare`` so facts reflect what is in force.
     """
 

@@ -20,12 +20,14 @@ from .common import app, format_option, host, print_json, resolve_work_archs, wo
 @click.command("measure")
 @click.option("--device", "device_name", required=True, help="Device runner name (see `anbench plugins`).")
 @work_arch_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Batch size for throughput.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Batch size for throughput [the device's default, else 32].")
 @click.option("--resolution", type=click.IntRange(min=32, max=4096), default=224, show_default=True,
               help="Input height and width.")
 @click.option("--activation", type=click.Choice(["relu", "silu"]), default="relu", show_default=True,
               help="Model variant (relu + hard-sigmoid is the dataset's).")
-@click.option("--precision", default="fp32", show_default=True, help="Numeric precision, if the device offers several.")
+@click.option("--precision", default=None, help="Numeric precision, if the device offers several [the device's "
+              "default, else fp32].")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="Host threads (0 = runner default, stored as the count used; more than the CPUs is clamped).")
 @click.option("--mode", type=click.Choice(["inference", "train"]), default="inference", show_default=True,
@@ -37,9 +39,11 @@ from .common import app, format_option, host, print_json, resolve_work_archs, wo
               help="Stop when the 95%% CI half-width is within this percentage of the mean.")
 @click.option("--budget-s", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
               help="Time budget per metric (adaptive); a CI target not reached by then makes it INVALID.")
-@click.option("--warmup", type=click.IntRange(min=0), default=None, help="Fixed schedule: warm-up batches [2].")
-@click.option("--repeats", type=click.IntRange(min=1), default=None, help="Fixed schedule: timed windows [5].")
-@click.option("--batches", type=click.IntRange(min=1), default=None, help="Fixed schedule: batches per window [3].")
+@click.option("--warmup", type=click.IntRange(min=0), default=None,
+              help="Fixed schedule: warm-up batches [the device's original procedure, else 2].")
+@click.option("--repeats", type=click.IntRange(min=1), default=None, help="Fixed schedule: timed windows [device's, else 5].")
+@click.option("--batches", type=click.IntRange(min=1), default=None,
+              help="Fixed schedule: batches per window [device's, else 3].")
 @click.option("--wait-quiet", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="SECONDS",
               help="Wait up to this long for a quiet host before measuring, and measure again once if the host "
                    "was busy; 0 = do not wait (a busy host makes the measurement INVALID).")
@@ -86,7 +90,11 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
     options = _parse_options(device_options)
     if channels_last is not None:
         options["channels_last"] = channels_last
-    policy, timing = _policy(schedule, ci_target, budget_s, warmup, repeats, batches)
+    batch_size = batch_size or getattr(runner, "default_batch_size", None) or 32
+    precision = precision or getattr(runner, "default_precision", None) or "fp32"
+    preset = getattr(runner, "fixed_schedule", None)
+    preset = preset(batch_size) if preset is not None else {}
+    policy, timing = _policy(schedule, ci_target, budget_s, warmup, repeats, batches, preset)
     store = app().store()
     work = resolve_work_archs(arch_specs, from_store, sample_count, sample_seed, sample_start, "measure", device_name)
 
@@ -132,14 +140,18 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
     raise_if_interrupted(summary)
 
 
-def _policy(schedule, ci_target_pct, budget_s, warmup, repeats, batches):
-    """(engine policy, the timing settings that enter the result key)."""
+def _policy(schedule, ci_target_pct, budget_s, warmup, repeats, batches, preset):
+    """(engine policy, the timing settings that enter the result key).
+
+    ``preset``: the device's own fixed procedure (the original pipeline's), else 2/5/3.
+    """
     fixed_given = any(v is not None for v in (warmup, repeats, batches))
     schedule = schedule or ("fixed" if fixed_given else "adaptive")
     ci_target = ci_target_pct / 100.0
     if schedule == "fixed":
-        fixed = TimingPolicy(warmup_batches=2 if warmup is None else warmup, repeats=repeats or 5,
-                             batches_per_repeat=batches or 3)
+        fixed = TimingPolicy(warmup_batches=preset.get("warmup_batches", 2) if warmup is None else warmup,
+                             repeats=repeats or preset.get("repeats", 5),
+                             batches_per_repeat=batches or preset.get("batches_per_repeat", 3))
         return fixed.to_engine(ci_target=ci_target), fixed.as_dict()
     if fixed_given:
         raise AnbenchError("--warmup, --repeats and --batches belong to --schedule fixed; "

@@ -97,6 +97,26 @@ class HostMonitor(Protocol):
         """Facts to record and reasons that make the measurement INVALID (empty: quiet)."""
 
 
+class CombinedMonitor:
+    """Several monitors as one: facts merged (later keys win), reasons concatenated."""
+
+    def __init__(self, *monitors: HostMonitor | None) -> None:
+        self.monitors = [m for m in monitors if m is not None]
+
+    def start(self) -> None:
+        for monitor in self.monitors:
+            monitor.start()
+
+    def finish(self) -> tuple[dict[str, Any], list[str]]:
+        facts: dict[str, Any] = {}
+        reasons: list[str] = []
+        for monitor in self.monitors:
+            more, why = monitor.finish()
+            facts.update(more)
+            reasons.extend(why)
+        return facts, reasons
+
+
 @dataclass
 class EngineProgress:
     """What a live status line shows after each window."""

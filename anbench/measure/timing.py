@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from ..errors import AnbenchError
 from ..plugin_types import DeviceRunner, MeasureRequest
-from .engine import INVALID, VALID, EnginePolicy, EngineProgress, EngineResult, HostMonitor, PolicyError, run_engine
+from .engine import INVALID, VALID, CombinedMonitor, EnginePolicy, EngineProgress, EngineResult, HostMonitor, PolicyError, run_engine
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,9 @@ def _timed(runner: DeviceRunner, request: MeasureRequest, policy: EnginePolicy, 
             # after prepare: thread counts, affinity and compile settings are the ones in force
             facts_out.update(runner.describe())
         watcher = monitor(facts_out) if monitor is not None else None
+        device_monitor = getattr(runner, "device_monitor", None)
+        if device_monitor is not None:
+            watcher = CombinedMonitor(watcher, device_monitor(prepared))
         return run_engine(_step(runner, prepared), policy, monitor=watcher, on_window=on_window)
     finally:
         runner.release(prepared)

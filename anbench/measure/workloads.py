@@ -24,19 +24,25 @@ class Workload:
     labels: Any = None
     optimizer: Any = None
     loss_fn: Any = None
+    # torch_xla cannot trace under inference_mode ("Cannot set version_counter for inference tensor")
+    no_grad_only: bool = False
 
-    def step(self) -> None:
-        """One batch. Inference runs under ``torch.inference_mode`` (the caller's context may add autocast)."""
+    def step(self) -> Any:
+        """One batch; returns the output (inference) or the loss (train) without reading it.
+
+        Inference runs under ``torch.inference_mode`` (``no_grad`` with ``no_grad_only``); the
+        caller's context may add autocast.
+        """
         import torch
 
         if self.mode == "inference":
-            with torch.inference_mode():
-                self.model(self.inputs)
-            return
+            with (torch.no_grad() if self.no_grad_only else torch.inference_mode()):
+                return self.model(self.inputs)
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.model(self.inputs), self.labels)
         loss.backward()
         self.optimizer.step()
+        return loss
 
 
 def check_mode(mode: str, device: str) -> None:
@@ -44,11 +50,12 @@ def check_mode(mode: str, device: str) -> None:
         raise AnbenchError(f"device {device} runs modes {', '.join(MODES)}, not {mode!r}")
 
 
-def build_workload(request, device: Any = "cpu", memory_format: Any = None) -> Workload:
+def build_workload(request, device: Any = "cpu", memory_format: Any = None, dtype: Any = None) -> Workload:
     """The model and inputs of ``request`` on ``device``; in train mode also labels and optimizer.
 
     Inference uses the deploy-mode network in ``eval()``; training the train-mode network
-    (stochastic depth active) in ``train()``.
+    (stochastic depth active) in ``train()``. ``dtype`` casts weights and inputs (bf16 on
+    TPUs, where that is how the original ran).
     """
     import torch
 
@@ -66,6 +73,8 @@ def build_workload(request, device: Any = "cpu", memory_format: Any = None) -> W
         inputs = inputs.to(device=device).contiguous(memory_format=memory_format)
     else:
         model, inputs = model.to(device), inputs.to(device)
+    if dtype is not None:
+        model, inputs = model.to(dtype), inputs.to(dtype)
     if not train:
         return Workload(model, inputs, "inference")
     classes = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1].out_features

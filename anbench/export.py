@@ -107,9 +107,17 @@ class _ArchData:
     measures: dict[str, StageResult]  # exported device name -> newest measurement
 
 
-def _collect(store: Store, devices: dict[str, str] | None, dataset: str | None) -> list[_ArchData]:
+def is_invalid(result: StageResult) -> bool:
+    """A measurement the engine judged INVALID (results without a verdict, e.g. imported, are not)."""
+    return result.metrics.get("verdict") == "INVALID"
+
+
+def _collect(store: Store, devices: dict[str, str] | None, dataset: str | None,
+             valid_only: bool = False) -> list[_ArchData]:
     by_arch: dict[str, list[StageResult]] = {}
     for result in store.results():
+        if valid_only and result.stage == "measure" and is_invalid(result):
+            continue
         by_arch.setdefault(result.arch_id, []).append(result)
     out = []
     for stored in store.architectures():
@@ -164,6 +172,9 @@ def _provenance_entry(result: StageResult, exported_as: str | None = None) -> di
         entry["exported_as"] = exported_as
     entry.update({"key": result.key, "settings": result.settings, "source": result.source,
                   "created_at": result.created_at, "provenance": result.provenance})
+    if "verdict" in result.metrics:
+        entry["verdict"] = result.metrics["verdict"]
+        entry["reasons"] = result.metrics.get("reasons", [])
     return entry
 
 
@@ -246,19 +257,21 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def export_anb_json(store: Store, out_dir: str | os.PathLike, overwrite: bool = False,
-                    devices: dict[str, str] | None = None, dataset: str | None = None) -> ExportSummary:
+                    devices: dict[str, str] | None = None, dataset: str | None = None,
+                    valid_only: bool = False) -> ExportSummary:
     """Write one ``result_<i>.json`` per stored architecture into ``out_dir``.
 
     Refuses (AnbenchError) a directory already holding ``result_*.json`` unless
     ``overwrite``; with ``overwrite``, result files this export did not write are removed
     so the directory never mixes two exports. ``devices`` (from
     :func:`parse_device_specs`) limits and renames the exported devices; ``dataset``
-    limits the training results to one dataset (default: the newest of any).
+    limits the training results to one dataset (default: the newest of any);
+    ``valid_only`` leaves measurements judged INVALID out (the newest VALID one is used).
     """
     out_dir = Path(out_dir)
     existing = sorted(p for p in out_dir.glob("result_*.json")) if out_dir.is_dir() else []
     _prepare_out_dir(out_dir, overwrite, existing)
-    data = _collect(store, devices, dataset)
+    data = _collect(store, devices, dataset, valid_only)
     indices = assign_indices([d.stored for d in data])
     summary = ExportSummary(out_dir)
     written = set()
@@ -288,16 +301,23 @@ def csv_columns(data: list[_ArchData]) -> tuple[list[str], list[tuple[str, str]]
     for metric, device in pairs:
         prefix = STORE_METRIC[metric]
         header += [f"{prefix}_{device}_mean", f"{prefix}_{device}_std"]
+    if any("verdict" in r.metrics for item in data for r in item.measures.values()):
+        header += [f"verdict_{device}" for device in _devices_in_order(pairs)]
     return header, pairs
 
 
+def _devices_in_order(pairs: list[tuple[str, str]]) -> list[str]:
+    return list(dict.fromkeys(device for _, device in pairs))
+
+
 def export_csv(store: Store, out_dir: str | os.PathLike, overwrite: bool = False,
-               devices: dict[str, str] | None = None, dataset: str | None = None) -> ExportSummary:
+               devices: dict[str, str] | None = None, dataset: str | None = None,
+               valid_only: bool = False) -> ExportSummary:
     """Write ``out_dir/results.csv``: one row per architecture (see :func:`csv_columns`)."""
     out_dir = Path(out_dir)
     target = out_dir / CSV_NAME
     _prepare_out_dir(out_dir, overwrite, [target] if target.exists() else [])
-    data = _collect(store, devices, dataset)
+    data = _collect(store, devices, dataset, valid_only)
     header, pairs = csv_columns(data)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -310,6 +330,9 @@ def export_csv(store: Store, out_dir: str | os.PathLike, overwrite: bool = False
                train.get("val_top1"), train.get("val_top5"), train.get("train_time_s")]
         for metric, device in pairs:
             row += _perf_entry(metric, item.measures.get(device)).values()
+        if len(row) < len(header):  # the verdict columns
+            row += [(item.measures[d].metrics.get("verdict") if d in item.measures else None)
+                    for d in _devices_in_order(pairs)]
         writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row])
         summary.count(item)
     write_atomic(target, buffer.getvalue())

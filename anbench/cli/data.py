@@ -11,7 +11,8 @@ from .common import app, format_option, print_json, print_table
 
 # The metrics a results table shows per stage (everything is in --format json).
 _MAIN_METRICS = {
-    "measure": ("throughput_ips_mean", "throughput_ips_std", "latency_ms_mean", "latency_ms_std"),
+    "measure": ("throughput_ips_mean", "throughput_ips_std", "train_throughput_ips_mean", "latency_ms_mean",
+                "latency_ms_std", "verdict"),
     "train": ("val_top1", "val_top5", "train_time_s"),
 }
 
@@ -86,13 +87,17 @@ def results_cmd(stage, target, fmt):
 @click.option("--dataset", default=None, metavar="NAME", help="Take training results of this dataset only "
               "(default: the newest training result of any dataset).")
 @click.option("--overwrite", is_flag=True, help="Replace the result files of an earlier export in --out.")
-def export_cmd(fmt, out_dir, devices, dataset, overwrite):
+@click.option("--valid-only", is_flag=True, help="Leave measurements judged INVALID out (the newest VALID one "
+              "of a device is exported; none: null).")
+def export_cmd(fmt, out_dir, devices, dataset, overwrite, valid_only):
     """Export every stored architecture with its newest results.
 
     anb-json writes files that Accel-NASBench loads as they are: the 28 architecture
     keys, metrics (val_top1, val_top5, train_time), model_info (macs, params in
     millions) and all 8 platform_perf entries (null when not measured); other devices
-    follow as latency_<device>/throughput_<device>. Provenance of anbench's own results
+    follow as latency_<device>/throughput_<device>. A measurement's verdict (VALID or
+    INVALID, with reasons) sits in its provenance entry and, in CSV, in verdict_<device>
+    columns; --valid-only leaves INVALID ones out. Provenance of anbench's own results
     sits under an extra top-level key "anbench", which the loader ignores.
 
     \b
@@ -100,13 +105,15 @@ def export_cmd(fmt, out_dir, devices, dataset, overwrite):
       anbench export --format anb-json --out dataset/
       anbench export --format anb-json --out dataset/ --device cuda=a100 --overwrite
       anbench export --format csv --out tables/
+      anbench export --format anb-json --out dataset/ --valid-only
     """
     from ..export import export, parse_device_specs
 
     store = app().store()
     if not store.count_architectures():
         raise AnbenchError(f"nothing to export: the store {store.path} holds no architectures")
-    summary = export(store, fmt, out_dir, overwrite=overwrite, devices=parse_device_specs(devices), dataset=dataset)
+    summary = export(store, fmt, out_dir, overwrite=overwrite, devices=parse_device_specs(devices), dataset=dataset,
+                     valid_only=valid_only)
     measured = ", ".join(f"{d} {n}" for d, n in sorted(summary.measured.items())) or "none"
     what = f"{summary.files} result files" if fmt == "anb-json" else "results.csv"
     click.echo(f"wrote {what} to {summary.out_dir} ({store.count_architectures()} architectures; "

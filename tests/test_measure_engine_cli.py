@@ -131,7 +131,7 @@ def test_busy_host_is_invalid_with_the_reason_and_export_can_leave_it_out(run_cl
     FakeMonitor.verdicts = [["host busy: load 3.10 on 2 cores; other processes used 1.20 cores (limit 0.25)"]]
     out = run_cli("measure", "--device", "timer", "--arch", "smallest", "--batch-size", "8", "--no-latency")
     assert out.exit_code == 0, out.output
-    assert "INVALID (throughput_ips: host busy: load 3.10 on 2 cores" in out.output
+    assert "INVALID (host busy: load 3.10 on 2 cores" in out.output
     assert "1 measured on timer, 0 already stored (1 INVALID" in out.output
     (result,) = results(store_path, "timer")
     assert result.metrics["verdict"] == "INVALID" and result.metrics["host_noise"]["throughput_ips"]["other_cores"] == 1.2

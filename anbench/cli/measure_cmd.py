@@ -209,6 +209,13 @@ def _main_metrics(metrics: dict) -> dict:
     return {key: metrics[key] for key in keys if key in metrics}
 
 
+def _short_reasons(reasons: list[str], shown: int = 2) -> str:
+    """The first reasons, each once, without the metric prefix; the full list is stored."""
+    unique = list(dict.fromkeys(r.split(": ", 1)[-1] for r in reasons))
+    text = "; ".join(unique[:shown])
+    return text + (f"; +{len(unique) - shown} more" if len(unique) > shown else "")
+
+
 def _describe(item: WorkItem, output: StageOutput) -> str:
     def fmt(mean, std, unit):
         if mean is None:
@@ -222,5 +229,5 @@ def _describe(item: WorkItem, output: StageOutput) -> str:
         speed = (f"throughput {fmt(m.get('throughput_ips_mean'), m.get('throughput_ips_std'), 'img/s')}"
                  f"  latency {fmt(m.get('latency_ms_mean'), m.get('latency_ms_std'), 'ms')}")
     verdict = m.get("verdict")
-    why = f" ({'; '.join(m.get('reasons') or [])})" if verdict == "INVALID" else ""
+    why = f" ({_short_reasons(m.get('reasons') or [])})" if verdict == "INVALID" else ""
     return f"{item.label}  {item.arch.compact}  {speed}" + (f"  {verdict}{why}" if verdict else "")

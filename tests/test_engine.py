@@ -87,6 +87,20 @@ def test_engine_discards_a_known_warmup_and_finds_the_mean():
     assert len(result.samples) == result.n and result.n >= 10
 
 
+def test_a_slow_first_call_does_not_size_the_windows():
+    stream = Stream(base=0.001, cv=0.02, seed=17)
+    calls = []
+
+    def step(units):
+        calls.append(units)
+        seconds = stream(units)
+        return seconds + (3.0 if len(calls) == 1 else 0.0)  # one-off compile in the first call
+
+    result = run_engine(step, EnginePolicy(min_window_s=0.05, budget_s=600), **FROZEN)
+    assert result.units_per_window * 0.001 >= 0.05
+    assert result.verdict == VALID, result.reasons
+
+
 def test_without_truncation_the_warmup_would_bias_the_mean():
     stream = Stream(base=0.01, cv=0.03, warmup_units=300, warmup_excess=0.5, seed=4)
     result = run_engine(stream, EnginePolicy(min_window_s=0.05, budget_s=600), **FROZEN)

@@ -84,15 +84,21 @@ def test_other_processes_on_our_cores_make_it_busy(fake):
 
 def test_a_descheduled_runner_is_seen_by_its_cpu_ratio(fake):
     # the numbers: 1.60 CPU-s/s contended against 1.88-1.95 clean with 2 threads
-    monitor = fake.monitor(limits=NoiseLimits(max_other_cores=5))
+    limits = NoiseLimits(max_other_cores=5)
+    monitor = fake.monitor(limits=limits)
     monitor.start()
-    fake.advance(wall_s=10, own_s=16, other_s=0)
+    fake.advance(wall_s=10, own_s=16, other_s=2)
     _, reasons = monitor.finish()
     assert reasons == ["host busy: the runner got 1.60 CPU-seconds per second for 2 threads"]
-    clean = fake.monitor()
+    clean = fake.monitor(limits=limits)
     clean.start()
-    fake.advance(wall_s=10, own_s=18.8, other_s=0)
+    fake.advance(wall_s=10, own_s=18.8, other_s=2)
     assert clean.finish()[1] == []
+    # with nothing else running, a low ratio is the workload's own (batch-1 ops run on fewer threads)
+    alone = fake.monitor(limits=limits)
+    alone.start()
+    fake.advance(wall_s=10, own_s=12, other_s=0)
+    assert alone.finish()[1] == []
 
 
 def test_the_limit_leaves_room_for_cores_the_runner_does_not_use(fake):

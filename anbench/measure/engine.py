@@ -9,8 +9,9 @@ reason drops that window (e.g. "XLA compiled during the window").
 
 What the engine does (``schedule="adaptive"``):
 
-1. *Calibration*: windows of 1, 2, 4, ... units until one lasts ``min_window_s``; from then
-   on every window has the same number of units, so windows are comparable samples.
+1. *Calibration*: windows of growing size (the first call, which carries one-off costs,
+   aside) until one lasts ``min_window_s``; from then on every window has the same number
+   of units, so windows are comparable samples.
 2. *Warm-up*: the end of the transient is found by MSER truncation (White 1997; MSER-m with
    ``mser_batch`` windows per batch). Until the optimum lies in the first half of the series
    and the kept part shows no level shift, the rate is not steady and measuring goes on.
@@ -375,8 +376,11 @@ def _calibrate(run: _Run) -> int:
         run.calibration += 1
         run.warmup_units += units
         run.progress("calibrating", [])
-        if seconds >= policy.min_window_s or run.elapsed() >= policy.budget_s:
+        # the first call is never trusted for sizing: it carries lazy init, autotuning or an XLA compile
+        if (seconds >= policy.min_window_s and run.calibration > 1) or run.elapsed() >= policy.budget_s:
             return units
+        if run.calibration == 1:
+            continue
         per_unit = max(seconds / units, 1e-9)
         wanted = math.ceil(policy.min_window_s * 1.2 / per_unit)
         units = max(units + 1, min(wanted, units * 8))

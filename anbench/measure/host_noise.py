@@ -30,6 +30,7 @@ class NoiseLimits:
     max_other_cores: float | None = None   # default: the cores the runner leaves free, less 0.25 (at least 0.25)
     min_cpu_ratio: float = 0.85            # own CPU-seconds per second / threads expected
     max_clock_drop: float = 0.10           # relative fall of the mean CPU clock
+    min_other_cores_for_ratio: float = 0.1  # the CPU-ratio check needs this much other activity
 
 
 @dataclass
@@ -176,16 +177,20 @@ class HostNoiseMonitor:
             "cpu_mhz_before": before.clock_mhz, "cpu_mhz_after": after.clock_mhz,
         }
         reasons = []
+        others = None
         if before.busy_s is not None and after.busy_s is not None:
             other_s = max(after.busy_s - before.busy_s - own_s, 0.0)
             facts["other_cpu_s"] = round(other_s, 3)
-            facts["other_cores"] = round(other_s / wall, 3)
+            others = other_s / wall
+            facts["other_cores"] = round(others, 3)
             limit = self.other_cores_threshold()
             if other_s / wall > limit:
                 load = after.load_1m if after.load_1m is not None else float("nan")
                 reasons.append(f"host busy: load {load:.2f} on {len(self.cores)} cores; other processes used "
                                f"{other_s / wall:.2f} cores (limit {limit:.2f})")
-        if self.threads:
+        # small batch-1 workloads keep fewer threads busy on a quiet host too: the ratio only
+        # counts as evidence when something else ran (or /proc/stat could not tell)
+        if self.threads and (others is None or others > self.limits.min_other_cores_for_ratio):
             ratio = own_s / wall
             if ratio < self.limits.min_cpu_ratio * min(self.threads, len(self.cores)):
                 reasons.append(f"host busy: the runner got {ratio:.2f} CPU-seconds per second for "

@@ -36,7 +36,7 @@ from .common import app, format_option, host, print_json, resolve_work_archs, wo
               help="adaptive: warm-up until the rate is steady, measure until the CI target; fixed: the original "
                    "--warmup/--repeats/--batches procedure. Default: adaptive, fixed when one of those is given.")
 @click.option("--ci-target", type=click.FloatRange(min=0.01, max=50), default=1.0, show_default=True,
-              help="Stop when the 95%% CI half-width is within this percentage of the mean.")
+              help="Stop when the 95% CI half-width is within this percentage of the mean.")
 @click.option("--budget-s", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
               help="Time budget per metric (adaptive); a CI target not reached by then makes it INVALID.")
 @click.option("--warmup", type=click.IntRange(min=0), default=None,

@@ -335,6 +335,7 @@ class _Run:
         self.device_s = 0.0
         self.windows: list[float] = []     # seconds per unit, timed windows of the fixed size
         self.window_units: list[int] = []
+        self.window_index: list[int] = []  # each kept-able window's index among all timed windows
         self.discarded: list[tuple[int, str]] = []
         self.calibration = 0                # leading windows that were calibration/fixed warm-up
         self.units_total = 0
@@ -351,12 +352,13 @@ class _Run:
         return seconds, reason
 
     def record(self, units: int, seconds: float, reason: str) -> None:
-        index = len(self.windows) + len(self.discarded)
+        index = len(self.windows) + len(self.discarded)  # among the timed windows, discarded ones included
         if reason:
             self.discarded.append((index, reason))
         else:
             self.windows.append(seconds / units)
             self.window_units.append(units)
+            self.window_index.append(index)
 
     def progress(self, phase: str, kept: list[float]) -> None:
         if self.on_window is None:
@@ -414,10 +416,11 @@ def _summarise(run: _Run, drop: int, kept: list[float], reasons: list[str], unit
                            f"after {len(kept)} windows, {run.elapsed():.1f} s")
     else:
         reasons.append("no window could be kept")
-    first_kept = drop + run.calibration
-    late = [i for i, _ in run.discarded if i >= first_kept]
+    # discards before the first kept window are warm-up; after it, they cut into the measurement
+    first_kept = run.window_index[drop] if drop < len(run.window_index) else math.inf
+    late = [i for i, _ in run.discarded if i > first_kept]
     if kept and len(late) > policy.max_discard_fraction * (len(kept) + len(late)):
-        why = sorted({r for i, r in run.discarded if i >= first_kept})
+        why = sorted({r for i, r in run.discarded if i > first_kept})
         reasons.append(f"recompilation during a timed window: {len(late)} of {len(kept) + len(late)} "
                        f"windows discarded ({'; '.join(why)})")
     return EngineResult(

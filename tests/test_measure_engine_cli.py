@@ -239,6 +239,7 @@ def test_cpu_explicit_threads_are_what_provenance_says(run_cli, store_path):
     assert result.settings["options"] == {"channels_last": False}
 
 
+@pytest.mark.slow
 def test_cpu_training_throughput(run_cli, store_path):
     out = run_cli("measure", "--device", "cpu", *CPU_SMALL, "--mode", "train", "--format", "json")
     assert out.exit_code == 0, out.output

@@ -49,6 +49,7 @@ def test_cuda_graphs_need_a_cuda_device():
         CudaDevice(device="cpu").prepare(request(options={"cuda_graphs": True}))
 
 
+@pytest.mark.slow
 def test_compile_wraps_the_model():
     runner = CudaDevice(device="cpu")
     prepared = runner.prepare(request(options={"compile": True}))
@@ -90,6 +91,7 @@ def test_timed_run_returns_seconds_and_no_monitor_off_cuda():
         runner.release(prepared)
 
 
+@pytest.mark.slow
 def test_train_mode_steps_the_optimizer():
     runner = CudaDevice(device="cpu")
     prepared = runner.prepare(request(mode="train"))

@@ -197,7 +197,6 @@ def raise_if_interrupted(summary: LoopSummary) -> None:
 def _claim(store: Store, item: WorkItem, owner: str, lease_s: float) -> str:
     if store.has_key(item.key):
         return "stored"
-    store.add_architecture(item.arch, origin=item.origin or {"source": item.stage})
     return store.claim(item.key, item.arch.id, item.stage, item.target, owner, lease_s)
 
 
@@ -217,7 +216,10 @@ def _store_result(store: Store, item: WorkItem, output: StageOutput, owner: str,
     last_error = ""
     while True:
         try:
-            store.add_result(result)
+            # the architecture joins the store with its first result: a refused run adds nothing
+            with store.transaction():
+                store.add_architecture(item.arch, origin=item.origin or {"source": item.stage})
+                store.add_result(result)
             return None
         except AnbenchError as exc:
             last_error = str(exc)

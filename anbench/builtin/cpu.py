@@ -12,6 +12,7 @@ from ..hookspecs import hookimpl
 from ..measure.host_noise import affinity
 from ..measure.workloads import TRAIN_OPTIMIZER, Workload, build_workload
 from ..plugin_types import MeasureRequest
+from ..resources import check_batch_fits
 
 # Measured on the 2-core development host (benchmarks/cpu_channels_last.py, batch 8 at 224):
 # channels_last / NCHW = 1.44 for EfficientNet-B0 and 1.92 for the smallest network, so it is
@@ -69,6 +70,8 @@ class CpuDevice:
         if request.precision != "fp32":
             raise AnbenchError(f"device cpu runs fp32 only, not {request.precision}")
         request = self.resolve_request(request)
+        # refuse before allocating: an impossible batch must not end in the OOM killer
+        check_batch_fits(request.arch, request.batch_size, request.input_shape, request.activation, request.precision)
         threads_before = torch.get_num_threads()
         torch.set_num_threads(request.threads)
         memory_format = torch.channels_last if request.options["channels_last"] else None

@@ -19,6 +19,25 @@ from .common import DEFAULT_STORE, AppContext
 class AnbenchGroup(click.Group):
     """Maps user mistakes to one line + exit 2, and keeps tracebacks for real bugs."""
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        # click's own usage errors print usage, a hint and the error on three lines: one
+        # `error:` line like every other mistake is easier to read and to grep in logs
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "anbench"
+            click.echo(f"error: {exc.format_message()} (see `{where} --help`)", err=True)
+            sys.exit(2)
+        except click.Abort:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context):
         import sqlite3
 
@@ -72,7 +91,7 @@ def cli(ctx: click.Context, store_path: str) -> None:
 
 
 def _register_commands() -> None:
-    from . import arch_cmds, compile_cmd, data, measure_cmd, plugin_cmds
+    from . import arch_cmds, compile_cmd, data, measure_cmd, plugin_cmds, store_cmds
 
     cli.add_command(arch_cmds.sample_cmd)
     cli.add_command(arch_cmds.arch_group)
@@ -83,6 +102,7 @@ def _register_commands() -> None:
     cli.add_command(data.import_cmd)
     cli.add_command(plugin_cmds.plugins_cmd)
     cli.add_command(plugin_cmds.doctor_cmd)
+    cli.add_command(store_cmds.store_group)
 
 
 def _load_plugins() -> None:

@@ -123,8 +123,9 @@ def export_cmd(fmt, out_dir, devices, dataset, overwrite, valid_only):
 
 
 @click.command("import")
-@click.option("--format", "fmt", type=click.Choice(["anb-json"]), default="anb-json", show_default=True,
-              help="Input format: a folder of Accel-NASBench result_<i>.json records.")
+@click.option("--format", "fmt", type=click.Choice(["anb-json", "pending"]), default="anb-json", show_default=True,
+              help="anb-json: a folder of Accel-NASBench result_<i>.json records; pending: a side file (or a "
+                   "folder of them) that a worker wrote when the store stayed unusable.")
 @click.argument("directory", type=click.Path())
 @click.option("--skip-invalid", is_flag=True, help="Report invalid records (one line each on stderr) and import the rest.")
 def import_cmd(fmt, directory, skip_invalid):
@@ -141,10 +142,17 @@ def import_cmd(fmt, directory, skip_invalid):
     Examples:
       anbench import --format anb-json anb_dataset_jsons/
       anbench --store anb.db import anb_dataset_jsons/ --skip-invalid
+      anbench import --format pending anbench.db.pending/
     """
     from ..importer import import_anb_json
 
     store = app().store()
+    if fmt == "pending":
+        from ..pending import import_pending
+
+        new, known = import_pending(store, directory)
+        click.echo(f"pending results: {new} new, {known} already stored")
+        return
     summary = import_anb_json(store, directory, skip_invalid=skip_invalid)
     for line in summary.invalid:
         click.echo(f"skipped {line}", err=True)

@@ -1,0 +1,84 @@
+"""Will a batch fit? Memory estimates made before anything large is allocated.
+
+Contract: :func:`inference_memory_bytes` estimates the peak host memory of one inference
+batch (inputs, the largest activations alive at once, weights) by running the network on
+PyTorch's ``meta`` device, which records shapes without allocating. :func:`check_batch_fits`
+raises one-line :class:`AnbenchError` when that estimate exceeds the memory the system
+reports as available, so an impossible ``--batch-size`` is refused instead of ending in an
+allocator traceback or the OOM killer.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import AnbenchError
+from .searchspace import Architecture
+
+# activations alive at once in an MBConv network: block input (residual), expanded map and
+# its depthwise output; 4 is a small margin over that
+_LIVE_MAPS = 4
+_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (None where the system does not say)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def inference_memory_bytes(arch: Architecture, batch_size: int, input_shape: tuple[int, ...],
+                           activation: str = "relu", precision: str = "fp32") -> int:
+    """Estimated peak bytes of one forward pass of ``batch_size`` inputs of ``input_shape``."""
+    import torch
+
+    from .models import build_model
+
+    width = _BYTES.get(precision, 4)
+    largest = 0
+
+    def record(module, inputs, output):
+        nonlocal largest
+        if isinstance(output, torch.Tensor):
+            largest = max(largest, output[0].numel())
+
+    with torch.device("meta"):
+        model = build_model(arch, activation=activation, mode="deploy").eval()
+        hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
+        try:
+            with torch.no_grad():
+                model(torch.empty((1, *input_shape)))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        params = sum(p.numel() for p in model.parameters())
+    per_sample = 1
+    for n in input_shape:
+        per_sample *= n
+    return width * (batch_size * (per_sample + _LIVE_MAPS * largest) + params)
+
+
+def check_batch_fits(arch: Architecture, batch_size: int, input_shape: tuple[int, ...], activation: str = "relu",
+                     precision: str = "fp32", available: int | None = None) -> None:
+    """AnbenchError (one line, with the sizes) when the batch cannot fit in available memory."""
+    available = available_memory_bytes() if available is None else available
+    if available is None:
+        return
+    need = inference_memory_bytes(arch, batch_size, input_shape, activation, precision)
+    if need > available:
+        shape = "x".join(str(n) for n in input_shape)
+        raise AnbenchError(f"batch {batch_size} at {shape} needs about {_gib(need)} for inputs, activations and "
+                           f"weights, but only {_gib(available)} is available; use a smaller --batch-size")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"

@@ -28,8 +28,11 @@ class _Prepared:
 
 
 def default_threads() -> int:
-    """What ``threads=0`` means: one thread per core this process may run on (its affinity)."""
-    return len(affinity())
+    """What ``threads=0`` means: torch's default (which honours OMP_NUM_THREADS), at most one
+    thread per core this process may run on (its affinity, e.g. after ``--isolate``)."""
+    import torch
+
+    return max(1, min(torch.get_num_threads(), len(affinity())))
 
 
 class CpuDevice:

@@ -28,7 +28,6 @@ class TimerDevice:
 
     name = "timer"
     summary = "synthetic device timer for tests"
-    fixed_schedule_calls: list = []
 
     def __init__(self):
         self.rng = random.Random(0)

@@ -72,7 +72,7 @@ class TpuDevice:
 
     def availability(self) -> str | None:
         if importlib.util.find_spec("torch_xla") is None:
-            return "torch_xla is not installed (it needs its own torch; see `make test-xla`)"
+            return "torch_xla is not installed"
         return None
 
     @property

@@ -252,3 +252,13 @@ def test_cpu_training_throughput(run_cli, store_path):
 def test_cpu_refuses_unknown_options(run_cli):
     out = run_cli("measure", "--device", "cpu", *CPU_SMALL, "--option", "cuda_graphs=true")
     assert out.exit_code == 2 and "device cpu takes options channels_last, not cuda_graphs" in out.output
+
+
+def test_progress_line_names_the_cause_before_its_symptoms():
+    from anbench.cli.measure_cmd import _short_reasons
+
+    reasons = ["throughput_ips: CI target not reached within budget: ±9% > ±1%",
+               "throughput_ips: host busy: load 7.00 on 2 cores", "latency_ms: host busy: load 7.00 on 2 cores",
+               "latency_ms: too few windows: 4 kept, 10 needed"]
+    assert _short_reasons(reasons) == ("host busy: load 7.00 on 2 cores; CI target not reached within budget: "
+                                       "±9% > ±1%; +1 more")

@@ -11,7 +11,7 @@ from ..errors import AnbenchError
 from ..measure.environment import provenance, utc_now
 from ..measure.host_noise import affinity, parse_cores, pinned
 from ..measure.timing import TimingPolicy, engine_policy
-from ..measure.watched import measure_watched
+from ..measure.watched import HOST_REASONS, measure_watched
 from ..plugin_types import MeasureRequest
 from ..workloop import StageOutput, WorkItem, next_run, raise_if_interrupted, run_items
 from .common import app, format_option, host, print_json, resolve_work_archs, work_arch_options
@@ -210,8 +210,10 @@ def _main_metrics(metrics: dict) -> dict:
 
 
 def _short_reasons(reasons: list[str], shown: int = 2) -> str:
-    """The first reasons, each once, without the metric prefix; the full list is stored."""
+    """The first reasons, each once, without the metric prefix, causes (a busy or throttled
+    host) before their symptoms (a CI not reached); the full list is stored."""
     unique = list(dict.fromkeys(r.split(": ", 1)[-1] for r in reasons))
+    unique.sort(key=lambda r: not r.startswith(HOST_REASONS))
     text = "; ".join(unique[:shown])
     return text + (f"; +{len(unique) - shown} more" if len(unique) > shown else "")
 

@@ -1,21 +1,40 @@
 """Export the store as Accel-NASBench JSON records or one CSV table.
 
+Records. An export writes *records*: each imported record (a run, identified by its
+file name; see :mod:`anbench.importer`) is a record of its own, so an architecture the
+released dataset holds twice (result_0 and result_443) comes back as two records. An
+architecture with no imported record has one record of anbench's own results. anbench's
+own results attach to the records of their architecture this way:
+
+* a record keeps its own values: an imported record's training and devices are never
+  replaced by anbench's results;
+* anbench's newest result of each device (and the newest training, of ``dataset`` when
+  given) fills that device (or the training) in *every* record of the architecture that
+  lacks it (e.g. a CPU measurement of an architecture with two imported records appears
+  in both);
+* if one of anbench's own results fills no record (every record has that device or a
+  training already, e.g. re-measuring an a100 architecture), the architecture gets one
+  more record holding anbench's newest results, so that nothing measured is left out.
+
 Contract of the ``anb-json`` format (spec 12.1 and 12.3):
 
-* one file ``result_<i>.json`` per stored architecture, in one directory;
+* one file ``result_<i>.json`` per record, in one directory;
 * top-level keys ``architecture`` (the 28 keys in canonical order), ``metrics``
-  (``val_top1``, ``val_top5``, ``train_time`` from the newest ``train`` result; nulls when
-  not trained), ``model_info`` (``macs``, ``params`` in millions: the imported record's own
-  values for an imported architecture, else computed) and ``platform_perf``: the 8 entries
-  of :data:`ANB_PLATFORM_KEYS` in that order, each ``{"<metric>_mean": x,
-  "<metric>_std": y}`` with null/null when not measured, then entries of other devices
-  (sorted by name; only the metrics the device measured);
+  (``val_top1``, ``val_top5``, ``train_time``; nulls when not trained), ``model_info``
+  (``macs``, ``params`` in millions: the imported record's own values, else computed) and
+  ``platform_perf``: the 8 entries of :data:`ANB_PLATFORM_KEYS` in that order, each
+  ``{"<metric>_mean": x, "<metric>_std": y}`` with null/null when not measured, then
+  entries of other devices (sorted by name; only the metrics the device measured);
 * provenance of results anbench produced goes only under the extra top-level key
   ``anbench`` (``{"id": ..., "results": [...]}``), which the Accel-NASBench loader ignores;
   a record holding only imported data has no extra key, so import → export reproduces
-  the original files;
-* an imported architecture keeps its index; the others get indices after the largest
-  used, in insertion order; every file is written atomically (temp file + rename).
+  the original files byte for byte;
+* an imported record keeps its index (its file name); other records get indices after
+  the largest used, in store order.
+
+The CSV format writes ``results.csv``: one row per record, with a ``run`` column (the
+imported file name, empty for anbench's own record). Both formats are written as a whole
+folder, atomically, with a manifest (:mod:`anbench.export_dir`).
 """
 
 from __future__ import annotations
@@ -63,14 +82,21 @@ IMPORT_SOURCE = "anb-json"
 class ExportSummary:
     out_dir: Path
     files: int = 0
+    records: int = 0
+    architectures: int = 0
     trained: int = 0
     measured: dict[str, int] = field(default_factory=dict)
-    removed_stale: int = 0
+    replaced: int = 0  # files of an earlier export in out_dir that this one replaced
 
-    def count(self, item: "_ArchData") -> None:
+    def count(self, item: "ExportRecord") -> None:
+        self.records += 1
         self.trained += item.train is not None
         for device in item.measures:
             self.measured[device] = self.measured.get(device, 0) + 1
+
+    def counts(self) -> dict[str, Any]:
+        return {"files": self.files, "records": self.records, "architectures": self.architectures,
+                "trained": self.trained, "measured": dict(sorted(self.measured.items()))}
 
 
 def parse_device_specs(specs: Iterable[str] | None) -> dict[str, str] | None:
@@ -101,10 +127,81 @@ def _newest(results: Iterable[StageResult]) -> StageResult | None:
 
 
 @dataclass
-class _ArchData:
+class ExportRecord:
+    """One exported record: an imported run (``run`` = its file name) or anbench's own (``run`` = "")."""
+
     stored: StoredArchitecture
+    run: str
     train: StageResult | None
-    measures: dict[str, StageResult]  # exported device name -> newest measurement
+    measures: dict[str, StageResult]  # exported device name -> result
+    model_info: dict[str, Any] | None = None  # the imported record's own values
+
+    @property
+    def index(self) -> int | None:
+        """The index of the file the record was imported from; None for anbench's own."""
+        match = RESULT_FILE.match(self.run)
+        return int(match.group(1)) if match else None
+
+
+def _run_of(result: StageResult) -> str:
+    """Which imported record a result belongs to ("" for anbench's own)."""
+    if result.source != IMPORT_SOURCE:
+        return ""
+    # results imported before runs existed name their file only in the provenance
+    return result.run or str(result.provenance.get("imported_from", ""))
+
+
+def _by_device(results: Iterable[StageResult], devices: dict[str, str] | None) -> dict[str, StageResult]:
+    """Newest measurement per exported device name (``devices`` selects and renames)."""
+    grouped: dict[str, list[StageResult]] = {}
+    for r in results:
+        if r.stage != "measure" or (devices is not None and r.target not in devices):
+            continue
+        grouped.setdefault(devices[r.target] if devices is not None else r.target, []).append(r)
+    return {name: _newest(group) for name, group in grouped.items()}
+
+
+def _newest_train(results: Iterable[StageResult], dataset: str | None) -> StageResult | None:
+    return _newest(r for r in results if r.stage == "train" and (dataset is None or r.target == dataset))
+
+
+def _run_order(run: str) -> tuple:
+    match = RESULT_FILE.match(run)
+    return (match is None, int(match.group(1)) if match else 0, run)
+
+
+def _records_of(stored: StoredArchitecture, results: list[StageResult], devices: dict[str, str] | None,
+                dataset: str | None) -> list[ExportRecord]:
+    """The records of one architecture (see the module docstring for how own results attach)."""
+    runs: dict[str, list[StageResult]] = {}
+    if _imported(stored) and isinstance(stored.origin.get("file"), str):
+        runs[stored.origin["file"]] = []  # the first record, even when it held no values
+    own = []
+    for result in results:
+        run = _run_of(result)
+        if run:
+            runs.setdefault(run, []).append(result)
+        else:
+            own.append(result)
+    own_train = _newest_train(own, dataset)
+    own_measures = _by_device(own, devices)
+    records = []
+    train_used, devices_used = own_train is None, set()
+    for run in sorted(runs, key=_run_order):
+        rs = runs[run]
+        train = _newest_train(rs, dataset)
+        if train is None and own_train is not None:
+            train, train_used = own_train, True
+        measures = _by_device(rs, devices)
+        for name, result in own_measures.items():
+            if name not in measures:
+                measures[name] = result
+                devices_used.add(name)
+        info = next((r.provenance["model_info"] for r in rs if isinstance(r.provenance.get("model_info"), dict)), None)
+        records.append(ExportRecord(stored, run, train, measures, info))
+    if not records or not train_used or devices_used != set(own_measures):
+        records.append(ExportRecord(stored, "", own_train, own_measures))
+    return records
 
 
 def is_invalid(result: StageResult) -> bool:
@@ -112,8 +209,12 @@ def is_invalid(result: StageResult) -> bool:
     return result.metrics.get("verdict") == "INVALID"
 
 
-def _collect(store: Store, devices: dict[str, str] | None, dataset: str | None,
-             valid_only: bool = False) -> list[_ArchData]:
+def collect_records(store: Store, devices: dict[str, str] | None = None, dataset: str | None = None,
+                    valid_only: bool = False) -> list[ExportRecord]:
+    """Every record to export, architectures in store order (see the module docstring).
+
+    ``valid_only`` leaves measurements judged INVALID out (the newest VALID one is used).
+    """
     by_arch: dict[str, list[StageResult]] = {}
     for result in store.results():
         if valid_only and result.stage == "measure" and is_invalid(result):
@@ -121,21 +222,7 @@ def _collect(store: Store, devices: dict[str, str] | None, dataset: str | None,
         by_arch.setdefault(result.arch_id, []).append(result)
     out = []
     for stored in store.architectures():
-        results = by_arch.get(stored.id, [])
-        train = _newest(r for r in results if r.stage == "train" and (dataset is None or r.target == dataset))
-        grouped: dict[str, list[StageResult]] = {}
-        for r in results:
-            if r.stage != "measure":
-                continue
-            if devices is None:
-                name = r.target
-            elif r.target in devices:
-                name = devices[r.target]
-            else:
-                continue
-            grouped.setdefault(name, []).append(r)
-        measures = {name: _newest(rs) for name, rs in grouped.items()}
-        out.append(_ArchData(stored, train, measures))
+        out.extend(_records_of(stored, by_arch.get(stored.id, []), devices, dataset))
     return out
 
 
@@ -143,11 +230,12 @@ def _imported(stored: StoredArchitecture) -> bool:
     return stored.origin.get("source") == IMPORT_SOURCE
 
 
-def model_info(stored: StoredArchitecture) -> dict[str, Any]:
-    """``{"macs": M, "params": M}``: the imported record's own values, else computed."""
-    info = stored.origin.get("model_info") if _imported(stored) else None
-    if isinstance(info, dict) and "macs" in info and "params" in info:
-        return dict(info)
+def model_info(stored: StoredArchitecture, own: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{"macs": M, "params": M}``: the record's own values, else the imported
+    architecture's, else computed."""
+    for info in (own, stored.origin.get("model_info") if _imported(stored) else None):
+        if isinstance(info, dict) and "macs" in info and "params" in info:
+            return dict(info)
     return {"macs": stored.macs_m, "params": stored.params_m}
 
 
@@ -178,27 +266,28 @@ def _provenance_entry(result: StageResult, exported_as: str | None = None) -> di
     return entry
 
 
-def build_record(data: _ArchData) -> dict[str, Any]:
-    """The Accel-NASBench record of one architecture (see the module docstring)."""
+def build_record(data: ExportRecord) -> dict[str, Any]:
+    """The Accel-NASBench record of one export record (see the module docstring)."""
     stored = data.stored
     train_metrics = data.train.metrics if data.train else {}
     perf: dict[str, Any] = {}
     for metric, device in ANB_PLATFORM_KEYS:
         perf[f"{metric}_{device}"] = _perf_entry(metric, data.measures.get(device))
-    for device in sorted(set(data.measures) - set(ANB_DEVICES)):
+    others = sorted(set(data.measures) - set(ANB_DEVICES))
+    for device in others:
         for metric in STORE_METRIC:
             if _measured(data.measures[device], metric):
                 perf[f"{metric}_{device}"] = _perf_entry(metric, data.measures[device])
     record: dict[str, Any] = {
         "architecture": stored.arch.to_record(),
         "metrics": {anb: train_metrics.get(key) for anb, key in TRAIN_METRICS},
-        "model_info": model_info(stored),
+        "model_info": model_info(stored, data.model_info),
         "platform_perf": perf,
     }
     entries = []
     if data.train:
         entries.append(_provenance_entry(data.train))
-    for device in [d for d in ANB_DEVICES if d in data.measures] + sorted(set(data.measures) - set(ANB_DEVICES)):
+    for device in [d for d in ANB_DEVICES if d in data.measures] + others:
         entries.append(_provenance_entry(data.measures[device], device))
     entries = [e for e in entries if e is not None]
     if entries:
@@ -206,13 +295,13 @@ def build_record(data: _ArchData) -> dict[str, Any]:
     return record
 
 
-def assign_indices(archs: list[StoredArchitecture]) -> list[int]:
-    """File index per architecture: imported ones keep theirs (first claim wins), others follow."""
+def assign_indices(records: list[ExportRecord]) -> list[int]:
+    """File index per record: imported ones keep theirs (first claim wins), others follow the largest."""
     indices: list[int | None] = []
     used: set[int] = set()
-    for stored in archs:
-        index = stored.origin.get("index") if _imported(stored) else None
-        if isinstance(index, int) and not isinstance(index, bool) and index >= 0 and index not in used:
+    for record in records:
+        index = record.index
+        if index is not None and index not in used:
             used.add(index)
             indices.append(index)
         else:
@@ -227,26 +316,16 @@ def assign_indices(archs: list[StoredArchitecture]) -> list[int]:
     return out
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool, clashes: list[Path]) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise AnbenchError(f"--out {out_dir} exists and is not a directory")
-    if clashes and not overwrite:
-        raise AnbenchError(f"--out {out_dir} already holds {clashes[0].name}"
-                           f"{f' and {len(clashes) - 1} more' if len(clashes) > 1 else ''}; "
-                           f"pass --overwrite to replace them or choose an empty directory")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise AnbenchError(f"cannot create --out directory {out_dir}: {exc.strerror or exc}") from None
-
-
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory and a rename."""
+    """Write ``text`` to ``path`` via a temp file in the same directory and a rename (umask mode)."""
+    from .export_dir import file_mode
+
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
+            os.chmod(tmp, file_mode())  # mkstemp makes it 0600
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -256,48 +335,59 @@ def write_atomic(path: Path, text: str) -> None:
         raise AnbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def export_anb_json(store: Store, out_dir: str | os.PathLike, overwrite: bool = False,
-                    devices: dict[str, str] | None = None, dataset: str | None = None,
-                    valid_only: bool = False) -> ExportSummary:
-    """Write one ``result_<i>.json`` per stored architecture into ``out_dir``.
+def _manifest_fields(store: Store, fmt: str, summary: ExportSummary) -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
 
-    Refuses (AnbenchError) a directory already holding ``result_*.json`` unless
-    ``overwrite``; with ``overwrite``, result files this export did not write are removed
-    so the directory never mixes two exports. ``devices`` (from
-    :func:`parse_device_specs`) limits and renames the exported devices; ``dataset``
-    limits the training results to one dataset (default: the newest of any);
-    ``valid_only`` leaves measurements judged INVALID out (the newest VALID one is used).
-    """
-    out_dir = Path(out_dir)
-    existing = sorted(p for p in out_dir.glob("result_*.json")) if out_dir.is_dir() else []
-    _prepare_out_dir(out_dir, overwrite, existing)
-    data = _collect(store, devices, dataset, valid_only)
-    indices = assign_indices([d.stored for d in data])
-    summary = ExportSummary(out_dir)
-    written = set()
-    for index, item in zip(indices, data):
-        name = f"result_{index}.json"
-        write_atomic(out_dir / name, json.dumps(build_record(item)))
-        written.add(name)
-        summary.files += 1
-        summary.count(item)
-    for path in existing:
-        if path.name not in written:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            summary.removed_stale += 1
+    from .measure.environment import utc_now
+
+    try:
+        anbench_version = version("anbench")
+    except PackageNotFoundError:
+        anbench_version = "unknown"
+    return {"export_format": fmt, "anbench_version": anbench_version, "created_at": utc_now(),
+            "store": {"path": str(store.path), "fingerprint": store.fingerprint()}, "counts": summary.counts()}
+
+
+def _write(store: Store, fmt: str, out_dir: str | os.PathLike, overwrite: bool, summary: ExportSummary,
+           files: list[tuple[str, bytes]]) -> ExportSummary:
+    from .export_dir import write_export_dir
+
+    summary.files = len(files)
+    placed = write_export_dir(out_dir, files, overwrite, _manifest_fields(store, fmt, summary))
+    summary.out_dir, summary.replaced = placed.out_dir, placed.replaced
     return summary
 
 
-def csv_columns(data: list[_ArchData]) -> tuple[list[str], list[tuple[str, str]]]:
+def export_anb_json(store: Store, out_dir: str | os.PathLike, overwrite: bool = False,
+                    devices: dict[str, str] | None = None, dataset: str | None = None,
+                    valid_only: bool = False) -> ExportSummary:
+    """Write one ``result_<i>.json`` per record (module docstring) as the folder ``out_dir``.
+
+    ``out_dir`` must be missing, empty, or an earlier anbench export (replaced only with
+    ``overwrite``); see :mod:`anbench.export_dir`. ``devices`` (from
+    :func:`parse_device_specs`) limits and renames the exported devices; ``dataset``
+    limits the training results to one dataset (default: the newest of any); ``valid_only``
+    leaves INVALID measurements out.
+    """
+    from .export_dir import check_target
+
+    check_target(Path(out_dir), overwrite)  # refuse before the rendering
+    records = collect_records(store, devices, dataset, valid_only)
+    summary = ExportSummary(Path(out_dir), architectures=len({r.stored.id for r in records}))
+    files = []
+    for index, record in zip(assign_indices(records), records):
+        summary.count(record)
+        files.append((f"result_{index}.json", json.dumps(build_record(record)).encode()))
+    return _write(store, "anb-json", out_dir, overwrite, summary, files)
+
+
+def csv_columns(data: list[ExportRecord]) -> tuple[list[str], list[tuple[str, str]]]:
     """Header and the (metric, device) pairs present, ANB devices first, in ANB order."""
     present = {(metric, device) for item in data for device, result in item.measures.items()
                for metric in STORE_METRIC if _measured(result, metric)}
     pairs = [p for p in ANB_PLATFORM_KEYS if p in present]
     pairs += sorted(present - set(ANB_PLATFORM_KEYS), key=lambda p: (p[1], p[0]))
-    header = ["id", *RECORD_KEYS, "params_m", "macs_m", "val_top1", "val_top5", "train_time_s"]
+    header = ["id", "run", *RECORD_KEYS, "params_m", "macs_m", "val_top1", "val_top5", "train_time_s"]
     for metric, device in pairs:
         prefix = STORE_METRIC[metric]
         header += [f"{prefix}_{device}_mean", f"{prefix}_{device}_std"]
@@ -313,20 +403,21 @@ def _devices_in_order(pairs: list[tuple[str, str]]) -> list[str]:
 def export_csv(store: Store, out_dir: str | os.PathLike, overwrite: bool = False,
                devices: dict[str, str] | None = None, dataset: str | None = None,
                valid_only: bool = False) -> ExportSummary:
-    """Write ``out_dir/results.csv``: one row per architecture (see :func:`csv_columns`)."""
-    out_dir = Path(out_dir)
-    target = out_dir / CSV_NAME
-    _prepare_out_dir(out_dir, overwrite, [target] if target.exists() else [])
-    data = _collect(store, devices, dataset, valid_only)
+    """Write ``out_dir/results.csv``: one row per record (see :func:`csv_columns`); its ``run``
+    column tells repeated records of one architecture apart. Folder rules as for anb-json."""
+    from .export_dir import check_target
+
+    check_target(Path(out_dir), overwrite)
+    data = collect_records(store, devices, dataset, valid_only)
     header, pairs = csv_columns(data)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    summary = ExportSummary(out_dir)
+    summary = ExportSummary(Path(out_dir), architectures=len({r.stored.id for r in data}))
     for item in data:
-        info = model_info(item.stored)
+        info = model_info(item.stored, item.model_info)
         train = item.train.metrics if item.train else {}
-        row = [item.stored.id, *item.stored.arch.to_record().values(), info["params"], info["macs"],
+        row = [item.stored.id, item.run, *item.stored.arch.to_record().values(), info["params"], info["macs"],
                train.get("val_top1"), train.get("val_top5"), train.get("train_time_s")]
         for metric, device in pairs:
             row += _perf_entry(metric, item.measures.get(device)).values()
@@ -335,9 +426,7 @@ def export_csv(store: Store, out_dir: str | os.PathLike, overwrite: bool = False
                     for d in _devices_in_order(pairs)]
         writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row])
         summary.count(item)
-    write_atomic(target, buffer.getvalue())
-    summary.files = 1
-    return summary
+    return _write(store, "csv", out_dir, overwrite, summary, [(CSV_NAME, buffer.getvalue().encode())])
 
 
 def export(store: Store, fmt: str, out_dir: str | os.PathLike, **options: Any) -> ExportSummary:

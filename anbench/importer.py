@@ -5,25 +5,36 @@ Contract:
 * Every ``result_*.json`` of the directory is read in integer-index order and validated
   before anything is written; a bad record is one :class:`AnbenchError` line naming the
   file and the key, and nothing is imported (unless ``skip_invalid``: then it is reported
-  and skipped, and the rest is imported).
+  and skipped, and the rest is imported). Hostile entries (FIFOs, devices, symlinks out
+  of the folder, oversized files, non-finite numbers, runaway nesting) are refused the
+  same way before they are opened or parsed (:mod:`anbench.record_files`).
 * Per record: the architecture (origin ``{"source": "anb-json", "file", "index",
-  "model_info"}``), ``metrics`` as one ``train`` result (target ``imagenet``, metrics
-  ``val_top1``, ``val_top5``, ``train_time_s``) and every measured device of
-  ``platform_perf`` as one ``measure`` result (``latency_<d>`` and ``throughput_<d>`` merge
-  into device ``d`` with ``latency_ms_mean/std`` and ``throughput_ips_mean/std``). Devices
-  beyond the 8 of Accel-NASBench (written by anbench's own export) are imported too.
-  Imported results have source ``anb-json`` and settings ``{"source": "anb-json"}``, so
-  re-importing the same records adds nothing.
-* Params/MACs are recomputed and compared with ``model_info`` (tolerance 1e-6 M);
-  disagreements are reported, never written over the record's values.
-* The first record of an architecture (index order) wins; later ones are reported as
-  duplicates. The whole import is one transaction.
+  "model_info"}`` of its first record), ``metrics`` as one ``train`` result (target
+  ``imagenet``, metrics ``val_top1``, ``val_top5``, ``train_time_s``) and every measured
+  device of ``platform_perf`` as one ``measure`` result (``latency_<d>`` and
+  ``throughput_<d>`` merge into device ``d`` with ``latency_ms_mean/std`` and
+  ``throughput_ips_mean/std``; means must be > 0, stds >= 0). Devices beyond the 8 of
+  Accel-NASBench (written by anbench's own export) are imported too.
+* Every record is a run of its own: its results carry ``run`` = the file name
+  (``result_443.json``) and provenance ``{"imported_from", "imported_at", "model_info"}``,
+  so records that repeat an architecture (the released set holds 13) are all kept, and
+  :mod:`anbench.export` writes each back under its own index. Imported results have
+  source ``anb-json`` and settings ``{"source": "anb-json"}``; re-importing the same
+  folder adds nothing (results imported by anbench < schema 2, with an empty run, count
+  as stored too). A record whose file name and architecture match a stored run with
+  other values (an edited file imported again) is kept as a run of its own,
+  ``<file>@<content hash>``, and reported: an import never drops or overwrites a record.
+* Params/MACs are counted once per architecture and compared with each record's
+  ``model_info`` (tolerance 1e-6 M); disagreements are reported, never written over the
+  record's values. The whole import is one transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import json
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -32,15 +43,21 @@ from typing import Any
 
 from .errors import AnbenchError
 from .export import ANB_PLATFORM_KEYS, IMPORT_SOURCE, RESULT_FILE, STORE_METRIC, TRAIN_METRICS
+from .record_files import DEFAULT_MAX_RECORD_BYTES, MAX_NESTING, check_value, finite, read_json_record
 from .searchspace import Architecture
-from .store import StageResult, Store
+from .store import StageResult, Store, canonical_json
 
 TOP_LEVEL_KEYS = ("architecture", "metrics", "model_info", "platform_perf")
+EXTRA_TOP_LEVEL_KEY = "anbench"  # provenance block of anbench's own export
 MODEL_INFO_KEYS = ("macs", "params")
 IMPORT_SETTINGS = {"source": IMPORT_SOURCE}
 TRAIN_TARGET = "imagenet"
 COST_TOLERANCE_M = 1e-6
 _PERF_KEY = re.compile(r"^(latency|throughput)_(.+)$")
+_ANB_TRAIN_KEYS = tuple(anb for anb, _ in TRAIN_METRICS)
+_ANB_PERF_KEYS_ORDERED = tuple(f"{metric}_{device}" for metric, device in ANB_PLATFORM_KEYS)
+_ANB_PERF_KEYS = frozenset(_ANB_PERF_KEYS_ORDERED)
+_INF = float("inf")
 
 
 @dataclass
@@ -59,30 +76,39 @@ class ParsedRecord:
 @dataclass
 class ImportSummary:
     records_read: int = 0
+    records_imported: int = 0
     new_architectures: int = 0
+    repeated_architectures: int = 0  # architectures of this import with more than one record
     trainings_added: int = 0
     measurements_added: int = 0
     already_stored: int = 0
+    renamed_runs: list[str] = field(default_factory=list)  # records that differ from a stored run of their name
     invalid: list[str] = field(default_factory=list)  # one line each
-    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (file, file that won)
+    empty_repeats: list[tuple[str, str]] = field(default_factory=list)  # (file, first file): nothing to store
     cost_disagreements: list[str] = field(default_factory=list)  # one line each
 
     @property
     def skipped(self) -> int:
-        return len(self.invalid) + len(self.duplicates)
+        return len(self.invalid) + len(self.empty_repeats)
 
     def lines(self, few: int = 3) -> list[str]:
         """The human summary, one fact a line."""
         out = [
             f"records read: {self.records_read}",
-            f"architectures: {self.new_architectures} new",
+            f"architectures: {self.new_architectures} new"
+            + (f", {self.repeated_architectures} with repeated records (each kept as a run of its own)"
+               if self.repeated_architectures else ""),
             f"trainings added: {self.trainings_added}, measurements added: {self.measurements_added}"
             + (f" ({self.already_stored} already stored)" if self.already_stored else ""),
-            f"skipped: {self.skipped} ({len(self.invalid)} invalid, {len(self.duplicates)} duplicate architectures)",
+            f"skipped: {self.skipped} ({len(self.invalid)} invalid, {len(self.empty_repeats)} empty repeats)",
         ]
-        if self.duplicates:
-            shown = ", ".join(f"{f} (= {w})" for f, w in self.duplicates[:few])
-            out.append(f"  duplicates: {shown}{', ...' if len(self.duplicates) > few else ''}")
+        if self.renamed_runs:
+            shown = ", ".join(self.renamed_runs[:few]) + (", ..." if len(self.renamed_runs) > few else "")
+            out.append(f"records that differ from the stored record of the same file and architecture: "
+                       f"{len(self.renamed_runs)}, kept as runs of their own ({shown})")
+        if self.empty_repeats:
+            shown = ", ".join(f"{f} (no values; architecture of {w})" for f, w in self.empty_repeats[:few])
+            out.append(f"  empty repeats: {shown}{', ...' if len(self.empty_repeats) > few else ''}")
         out.append(f"cost disagreements (params/MACs vs model_info, tolerance {COST_TOLERANCE_M:g} M): "
                    f"{len(self.cost_disagreements)}")
         for line in self.cost_disagreements[:few]:
@@ -96,20 +122,21 @@ class _Invalid(Exception):
     """A record problem; the message names the key (the caller adds the file)."""
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _describe(value: Any) -> str:
     kind = {str: "string", bool: "boolean", list: "list", dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
     shown = json.dumps(value) if not isinstance(value, (list, dict)) else kind
+    shown = shown if len(shown) <= 40 else f"{shown[:30]}... ({len(shown)} characters)"
     return f"{kind} {shown}" if kind != shown else kind
 
 
 def _number(where: str, value: Any, nullable: bool = True) -> Any:
     if value is None and nullable:
         return None
-    if not _is_number(value):
+    if not finite(value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise _Invalid(f"{where} is not a finite double ({_describe(value)})")
         need = "a number or null" if nullable else "a number"
         raise _Invalid(f"{where} must be {need}, got {_describe(value)}")
     return value
@@ -138,50 +165,98 @@ def parse_record(file: str, index: int, data: Any) -> ParsedRecord:
         raise AnbenchError(f"{file}: {exc}") from None
 
 
-def _parse(file: str, index: int, data: Any) -> ParsedRecord:
-    record = _object("the record", data)
+@functools.lru_cache(maxsize=1024)
+def _perf_key(key: str) -> tuple[str, str, tuple[str, str]]:
+    """(metric, device, (mean key, std key)) of a platform_perf key."""
+    match = _PERF_KEY.match(key)
+    if not match:
+        raise _Invalid(f"platform_perf has unknown key '{key}' (expected latency_<device> or throughput_<device>)")
+    metric, device = match.groups()
+    return metric, device, (f"{metric}_mean", f"{metric}_std")
+
+
+def _positive(value: Any) -> bool:
+    return type(value) is float and 0 < value < _INF  # False for NaN too
+
+
+def _perf(key: str, entry: Any) -> tuple[str, dict[str, Any] | None]:
+    """(device, store metrics or None when not measured) of one platform_perf entry."""
+    metric, device, keys = _perf_key(key)
+    if type(entry) is dict and tuple(entry) == keys:
+        # the common, valid case in one pass; anything else takes the checks below, which name the problem
+        mean, std = entry[keys[0]], entry[keys[1]]
+        if _positive(mean) and (std is None or std == 0 or _positive(std)):
+            prefix = STORE_METRIC[metric]
+            return device, {f"{prefix}_mean": mean, f"{prefix}_std": std}
+    where = f"platform_perf.{key}"
+    entry = _object(where, entry)
+    if tuple(entry) != keys:
+        _exact_keys(where, entry, keys)
+    mean = _number(f"{where}.{metric}_mean", entry[f"{metric}_mean"])
+    std = _number(f"{where}.{metric}_std", entry[f"{metric}_std"])
+    if mean is None:
+        if std is not None:
+            raise _Invalid(f"{where}.{metric}_std is {std} but {metric}_mean is null")
+        return device, None
+    if mean <= 0:
+        raise _Invalid(f"{where}.{metric}_mean must be > 0, got {mean!r}")
+    if std is not None and std < 0:
+        raise _Invalid(f"{where}.{metric}_std must be >= 0, got {std!r}")
+    prefix = STORE_METRIC[metric]
+    return device, {f"{prefix}_mean": mean, f"{prefix}_std": std}
+
+
+def _check_top_level(record: dict) -> None:
     for key in TOP_LEVEL_KEYS:
         if key not in record:
             raise _Invalid(f"missing top-level key '{key}'")
+    for key in record:
+        if key not in TOP_LEVEL_KEYS and key != EXTRA_TOP_LEVEL_KEY:
+            # an unknown key would not survive import -> export: refuse rather than drop it
+            raise _Invalid(f"unknown top-level key '{key}' (expected {', '.join(TOP_LEVEL_KEYS)}"
+                           f" and optionally {EXTRA_TOP_LEVEL_KEY})")
+
+
+def _parse(file: str, index: int, data: Any) -> ParsedRecord:
+    record = _object("the record", data)
+    if tuple(record) != TOP_LEVEL_KEYS:
+        _check_top_level(record)
     try:
         arch = Architecture.from_record(record["architecture"])
     except AnbenchError as exc:
         raise _Invalid(f"architecture: {exc}") from None
 
     metrics = _object("metrics", record["metrics"])
-    _exact_keys("metrics", metrics, tuple(anb for anb, _ in TRAIN_METRICS))
+    if tuple(metrics) != _ANB_TRAIN_KEYS:
+        _exact_keys("metrics", metrics, _ANB_TRAIN_KEYS)
     train = {key: _number(f"metrics.{anb}", metrics[anb]) for anb, key in TRAIN_METRICS}
+    if train["train_time_s"] is not None and train["train_time_s"] <= 0:
+        raise _Invalid(f"metrics.train_time must be > 0, got {train['train_time_s']!r}")
     train_metrics = train if any(v is not None for v in train.values()) else None
 
     info = _object("model_info", record["model_info"])
-    _exact_keys("model_info", info, MODEL_INFO_KEYS)
+    if tuple(info) != MODEL_INFO_KEYS:
+        _exact_keys("model_info", info, MODEL_INFO_KEYS)
     for key in MODEL_INFO_KEYS:
-        _number(f"model_info.{key}", info[key], nullable=False)
+        if _number(f"model_info.{key}", info[key], nullable=False) <= 0:
+            raise _Invalid(f"model_info.{key} must be > 0, got {info[key]!r}")
 
     perf = _object("platform_perf", record["platform_perf"])
-    for metric, device in ANB_PLATFORM_KEYS:
-        if f"{metric}_{device}" not in perf:
-            raise _Invalid(f"platform_perf is missing key '{metric}_{device}'")
+    if not perf.keys() >= _ANB_PERF_KEYS:
+        missing = next(key for key in _ANB_PERF_KEYS_ORDERED if key not in perf)
+        raise _Invalid(f"platform_perf is missing key '{missing}'")
     measures: dict[str, dict[str, Any]] = {}
     for key, entry in perf.items():
-        match = _PERF_KEY.match(key)
-        if not match:
-            raise _Invalid(f"platform_perf has unknown key '{key}' (expected latency_<device> or throughput_<device>)")
-        metric, device = match.groups()
-        where = f"platform_perf.{key}"
-        entry = _object(where, entry)
-        _exact_keys(where, entry, (f"{metric}_mean", f"{metric}_std"))
-        mean = _number(f"{where}.{metric}_mean", entry[f"{metric}_mean"])
-        std = _number(f"{where}.{metric}_std", entry[f"{metric}_std"])
-        if mean is None:
-            if std is not None:
-                raise _Invalid(f"{where}.{metric}_std is {std} but {metric}_mean is null")
-            continue
-        prefix = STORE_METRIC[metric]
-        measures.setdefault(device, {}).update({f"{prefix}_mean": mean, f"{prefix}_std": std})
+        device, values = _perf(key, entry)
+        if values is not None:
+            measures.setdefault(device, {}).update(values)
 
     parsed = ParsedRecord(file, index, arch, train_metrics, dict(info), measures)
-    parsed.carried = _carried_entries(record.get("anbench"))
+    block = record.get(EXTRA_TOP_LEVEL_KEY)
+    if block is not None:
+        # the one free-form part of a record: the parse above checked every other value
+        check_value(block, MAX_NESTING - 1, f"{EXTRA_TOP_LEVEL_KEY}: ")
+        parsed.carried = _carried_entries(block)
     return parsed
 
 
@@ -200,44 +275,41 @@ def _carried_entries(block: Any) -> dict[tuple[str, str], dict]:
 
 
 def list_record_files(directory: Path) -> list[tuple[int, Path]]:
-    """``result_*.json`` files of ``directory`` sorted by integer index (name breaks ties).
+    """``result_*.json`` entries of ``directory`` sorted by integer index (name breaks ties).
 
     A ``result_*.json`` whose middle is not an integer gets index -1; :func:`read_records`
-    reports it as invalid.
+    reports it as invalid. Entries are only listed here, never opened.
     """
     if not directory.exists():
         raise AnbenchError(f"import directory {directory} does not exist")
     if not directory.is_dir():
         raise AnbenchError(f"{directory} is not a directory (give the folder holding result_*.json)")
     files = []
-    for path in directory.glob("result_*.json"):
-        match = RESULT_FILE.match(path.name)
-        files.append((int(match.group(1)) if match else -1, path))
+    try:
+        for path in directory.glob("result_*.json"):
+            match = RESULT_FILE.match(path.name)
+            files.append((int(match.group(1)) if match else -1, path))
+    except OSError as exc:
+        raise AnbenchError(f"cannot list {directory}: {exc.strerror or exc}") from None
     if not files:
         raise AnbenchError(f"no result_*.json files in {directory}")
     return sorted(files, key=lambda item: (item[0], item[1].name))
 
 
-def read_records(directory: str | os.PathLike, skip_invalid: bool = False) -> tuple[list[ParsedRecord], list[str], int]:
+def read_records(directory: str | os.PathLike, skip_invalid: bool = False,
+                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> tuple[list[ParsedRecord], list[str], int]:
     """Read and validate every record: (valid records, invalid lines, files read).
 
     Without ``skip_invalid`` the first invalid record raises its AnbenchError.
     """
     parsed, invalid = [], []
     files = list_record_files(Path(directory))
+    folder_real = os.path.realpath(directory)
     for index, path in files:
         try:
             if index < 0:
                 raise AnbenchError(f"{path.name}: file name must be result_<integer>.json")
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise AnbenchError(f"{path.name}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise AnbenchError(f"{path.name}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-            parsed.append(parse_record(path.name, index, data))
+            parsed.append(parse_record(path.name, index, read_json_record(path, folder_real, max_record_bytes, deep_check=False)))
         except AnbenchError as exc:
             if not skip_invalid:
                 raise
@@ -245,59 +317,130 @@ def read_records(directory: str | os.PathLike, skip_invalid: bool = False) -> tu
     return parsed, invalid, len(files)
 
 
-def _cost_disagreement(record: ParsedRecord) -> str | None:
-    from .costs import count_costs
-
-    costs = count_costs(record.arch)
+def _cost_disagreement(record: ParsedRecord, params_m: float, macs_m: float) -> str | None:
     wrong = []
-    for key, computed in (("params", costs.params_m), ("macs", costs.macs_m)):
+    for key, computed in (("params", params_m), ("macs", macs_m)):
         if abs(computed - record.model_info[key]) > COST_TOLERANCE_M:
             wrong.append(f"{key} {record.model_info[key]!r} (computed {computed!r})")
     return f"{record.file}: model_info " + ", ".join(wrong) if wrong else None
 
 
-def import_anb_json(store: Store, directory: str | os.PathLike, skip_invalid: bool = False) -> ImportSummary:
+def _record_results(record: ParsedRecord, now: str) -> list[StageResult]:
+    """The results one record stores: its training (if any) and each measured device, run = file name."""
+    pending = []
+    if record.train_metrics is not None:
+        carried = record.carried.get(("train", ""))
+        # a record anbench exported names its dataset; the released records are ImageNet
+        target = carried.get("target") if carried and isinstance(carried.get("target"), str) else TRAIN_TARGET
+        pending.append(("train", target, record.train_metrics, carried))
+    for device, metrics in record.measures.items():
+        pending.append(("measure", device, metrics, record.carried.get(("measure", device))))
+    out = []
+    # one provenance dict per record and one settings dict for all: add_results serialises each object once
+    shared = {"imported_from": record.file, "imported_at": now, "model_info": record.model_info}
+    for stage, target, metrics, carried in pending:
+        provenance = shared if carried is None else {**shared, "anbench_export": carried}
+        out.append(StageResult(record.arch.id, stage, target, _SETTINGS, metrics, provenance,
+                               source=IMPORT_SOURCE, created_at=now, run=record.file))
+    return out
+
+
+_SETTINGS = dict(IMPORT_SETTINGS)
+
+
+def _legacy_imports(store: Store) -> set[tuple[str, str, str, str]]:
+    """(arch id, stage, target, file) of results imported before runs existed (empty run)."""
+    out = set()
+    for result in store.results(source=IMPORT_SOURCE, run=""):
+        out.add((result.arch_id, result.stage, result.target, result.provenance.get("imported_from", "")))
+    return out
+
+
+def _rename_conflicting_runs(store: Store, results: list[StageResult]) -> list[str]:
+    """Give a record whose file name and architecture match a stored run with other values
+    (e.g. an edited folder imported again) a run of its own, ``<file>@<content hash>``, so
+    neither is lost; the new run names."""
+    if not store.results(source=IMPORT_SOURCE, limit=1):  # a first import: nothing to clash with
+        return []
+    keys = [r.key for r in results]
+    stored = store.stored_metrics(keys)
+    clashing = {(r.arch_id, r.run) for r, key in zip(results, keys) if key in stored and stored[key] != r.metrics}
+    if not clashing:
+        return []
+    by_record: dict[tuple[str, str], list[StageResult]] = {}
+    for r in results:
+        if (r.arch_id, r.run) in clashing:
+            by_record.setdefault((r.arch_id, r.run), []).append(r)
+    renamed = []
+    for (_, run), rs in by_record.items():
+        content = canonical_json([[r.stage, r.target, r.metrics] for r in rs])
+        new_run = f"{run}@{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+        for r in rs:
+            r.run = new_run
+        renamed.append(new_run)
+    return renamed
+
+
+@contextlib.contextmanager
+def _page_cache(store: Store, rows: int):
+    """A page cache that holds the indexes a large import updates (result keys are random,
+    so with SQLite's default 2 MB every insert misses), for the import only."""
+    previous = store.conn.execute("PRAGMA cache_size").fetchone()[0]
+    if rows > 1000:
+        store.conn.execute(f"PRAGMA cache_size = {-min(256, 1 + rows // 256) * 1024}")  # KiB: ~4 kB per row
+    try:
+        yield
+    finally:
+        store.conn.execute(f"PRAGMA cache_size = {int(previous)}")
+
+
+def import_anb_json(store: Store, directory: str | os.PathLike, skip_invalid: bool = False,
+                    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> ImportSummary:
     """Import the records of ``directory`` into ``store`` in one transaction (module contract)."""
+    from .costs import count_costs
     from .measure.environment import utc_now
 
-    records, invalid, files = read_records(directory, skip_invalid)
+    records, invalid, files = read_records(directory, skip_invalid, max_record_bytes)
     summary = ImportSummary(records_read=files, invalid=invalid)
+    now = utc_now()
     first_file: dict[str, str] = {}
-    unique = []
+    new_archs: list[tuple[Architecture, dict, float, float]] = []
+    costs_of: dict[str, tuple[float, float]] = {}
+    results: list[StageResult] = []
+    repeated = set()
     for record in records:
-        if record.arch.id in first_file:
-            summary.duplicates.append((record.file, first_file[record.arch.id]))
-            continue
-        first_file[record.arch.id] = record.file
-        unique.append(record)
-        line = _cost_disagreement(record)
+        arch_id = record.arch.id
+        record_results = _record_results(record, now)
+        if arch_id in first_file:
+            if not record_results:
+                summary.empty_repeats.append((record.file, first_file[arch_id]))
+                continue
+            repeated.add(arch_id)
+        else:
+            first_file[arch_id] = record.file
+            costs = count_costs(record.arch)
+            costs_of[arch_id] = (costs.params_m, costs.macs_m)
+            origin = {"source": IMPORT_SOURCE, "file": record.file, "index": record.index, "model_info": record.model_info}
+            new_archs.append((record.arch, origin, costs.params_m, costs.macs_m))
+        summary.records_imported += 1
+        results.extend(record_results)
+        line = _cost_disagreement(record, *costs_of[arch_id])
         if line:
             summary.cost_disagreements.append(line)
+    summary.repeated_architectures = len(repeated)
 
-    now = utc_now()
-    with store.transaction():
-        for record in unique:
-            origin = {"source": IMPORT_SOURCE, "file": record.file, "index": record.index, "model_info": record.model_info}
-            summary.new_architectures += store.add_architecture(record.arch, origin)
-            pending = []
-            if record.train_metrics is not None:
-                carried = record.carried.get(("train", ""))
-                # a record anbench exported names its dataset; the released records are ImageNet
-                target = carried.get("target") if carried and isinstance(carried.get("target"), str) else TRAIN_TARGET
-                pending.append(("train", target, record.train_metrics, carried))
-            for device, metrics in record.measures.items():
-                pending.append(("measure", device, metrics, record.carried.get(("measure", device))))
-            for stage, target, metrics, carried in pending:
-                provenance: dict[str, Any] = {"imported_from": record.file, "imported_at": now}
-                if carried is not None:
-                    provenance["anbench_export"] = carried
-                result = StageResult(record.arch.id, stage, target, dict(IMPORT_SETTINGS), metrics, provenance,
-                                     source=IMPORT_SOURCE, created_at=now)
-                if store.add_result(result):
-                    if stage == "train":
-                        summary.trainings_added += 1
-                    else:
-                        summary.measurements_added += 1
-                else:
-                    summary.already_stored += 1
+    with _page_cache(store, len(results)), store.transaction():
+        legacy = _legacy_imports(store)
+        if legacy:
+            fresh = [r for r in results if (r.arch_id, r.stage, r.target, r.run) not in legacy]
+            summary.already_stored += len(results) - len(fresh)
+            results = fresh
+        summary.renamed_runs = _rename_conflicting_runs(store, results)
+        summary.new_architectures = store.add_architectures(new_archs)
+        trainings = [r for r in results if r.stage == "train"]
+        measurements = [r for r in results if r.stage != "train"]
+        summary.trainings_added = store.add_results(trainings)
+        summary.measurements_added = store.add_results(measurements)
+        summary.already_stored += len(results) - summary.trainings_added - summary.measurements_added
     return summary
+

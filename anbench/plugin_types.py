@@ -84,6 +84,14 @@ class DeviceRunner(Availability, Protocol):
     * ``device_monitor(prepared)``: an engine ``HostMonitor`` for the device itself (GPU
       clocks, power, temperature before/after; reasons such as clock throttling).
     * ``describe()`` is called again after ``prepare`` so facts reflect what is in force.
+    * ``with_options(options: dict) -> DeviceRunner``: a runner configured by the command's
+      device options (``--host``, ``--identity``, ``--on-board``, ``--option K=V``);
+      a device without it takes ``--option`` values as ``request.options`` when it has
+      ``resolve_request``, and refuses them otherwise.
+    * ``measure_on_device(request) -> dict``: the device times itself (a remote board) and
+      returns flat metrics (``latency_ms_mean``, ``throughput_ips_mean``, ... and
+      optionally ``verdict``) instead of the core timing ``run()``. Such devices get
+      ``request.artifact`` from the newest stored compile result for the device's name.
     """
 
     def describe(self) -> dict[str, Any]:
@@ -144,12 +152,20 @@ class CompileRequest:
 
 @dataclass(frozen=True)
 class CompiledArtifact:
+    """``metrics``: extra flat metrics stored with the compile result; a ``verdict`` of
+    ``"INVALID"`` (with a ``reason``) marks an artifact not to be measured."""
+
     path: Path
     target: str
     fingerprint: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 class Compiler(Availability, Protocol):
+    """Optional: ``refusal(arch, target) -> str | None`` says why an architecture can never
+    be compiled for a target; ``anbench compile`` asks it for every architecture before
+    compiling any."""
+
     targets: tuple[str, ...]
 
     def compile(self, request: CompileRequest) -> CompiledArtifact: ...

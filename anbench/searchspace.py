@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Iterator, Mapping
 
 from .errors import AnbenchError
@@ -88,6 +89,13 @@ class Architecture:
         Keys may come in any order; unknown keys, missing keys, strings where ints or
         booleans belong and values outside the space are all rejected.
         """
+        if type(record) is dict and len(record) == len(RECORD_KEYS):
+            values = _valid_record_values(record)
+            if values is not None:  # the common case, checked in one pass (imports read thousands)
+                arch = object.__new__(cls)
+                for i, field in enumerate(FIELDS):
+                    object.__setattr__(arch, field, tuple(values[i::len(FIELDS)]))
+                return arch
         if not isinstance(record, Mapping):
             raise AnbenchError(f"an architecture must be a JSON object with the 28 keys block0_e..block6_se, got {type(record).__name__}")
         unknown = [key for key in record if key not in RECORD_KEYS]
@@ -109,10 +117,16 @@ class Architecture:
         }
 
     def canonical_json(self) -> str:
+        return self._canonical_json
+
+    @cached_property
+    def _canonical_json(self) -> str:
         return json.dumps(self.to_record(), separators=(",", ":"))
 
-    @property
+    @cached_property
     def id(self) -> str:
+        # cached: an import or export asks for it several times per record (cached_property
+        # writes the instance __dict__ directly, so the frozen dataclass allows it)
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
     @property
@@ -147,13 +161,39 @@ class BlockConfig:
     out_channels: int
 
 
+_MISSING = object()
+
+
+def _record_choices() -> dict[str, tuple[type, frozenset]]:
+    return {f"block{b}_{f}": (bool if f == "se" else int, frozenset(_choices_for(b, f)))
+            for b in range(NUM_BLOCKS) for f in FIELDS}
+
+
+_RECORD_CHOICES = _record_choices()
+
+
+def _valid_record_values(record: dict) -> list | None:
+    """The 28 values in canonical order when every key is present with an allowed value of
+    exactly the right type (bool for se, int otherwise); None otherwise (the slow path
+    then names the problem)."""
+    values = []
+    for key, (kind, allowed) in _RECORD_CHOICES.items():
+        value = record.get(key, _MISSING)
+        if type(value) is not kind or value not in allowed:
+            return None
+        values.append(value)
+    return values
+
+
 def _check_choice(key: str, value: Any, allowed: tuple) -> None:
     # bool is a subclass of int: True must not pass as e=1, nor 1 as se=True.
     expects_bool = isinstance(allowed[0], bool)
     ok = isinstance(value, bool) if expects_bool else (isinstance(value, int) and not isinstance(value, bool))
     if not ok or value not in allowed:
         shown = ", ".join(json.dumps(a) for a in allowed)
-        raise AnbenchError(f"{key}={json.dumps(value) if _jsonable(value) else repr(value)} is not allowed; {key} must be one of {shown}")
+        text = json.dumps(value) if _jsonable(value) else repr(value)
+        text = text if len(text) <= 40 else text[:37] + "..."
+        raise AnbenchError(f"{key}={text} is not allowed; {key} must be one of {shown}")
 
 
 def _jsonable(value: Any) -> bool:

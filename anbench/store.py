@@ -99,14 +99,21 @@ _MIGRATIONS = {
 _TABLES = {"architectures", "results", "leases"}
 
 
+# Encoders built once: json.dumps with arguments builds a new encoder per call, which
+# costs a large import (tens of thousands of values) about as much as the encoding.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_quote = json.encoder.encode_basestring_ascii  # what both encoders write for a str
+
+
 def _dumps(value: Any) -> str:
     # json keeps dict order and writes floats with repr(): loads(dumps(x)) == x exactly.
-    return json.dumps(value, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 def canonical_json(value: Any) -> str:
     """Key-sorted compact JSON: equal values give equal text (used for result keys)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL.encode(value)
 
 
 @dataclass
@@ -142,10 +149,19 @@ def result_key(arch_id: str, stage: str, target: str, settings: dict, run: str =
     The run identity joins the hashed text only when set, so first runs keep the keys
     that schema version 1 gave them.
     """
-    parts: list[Any] = [arch_id, stage, target, settings]
-    if run:
-        parts.append(run)
-    return hashlib.sha256(canonical_json(parts).encode()).hexdigest()
+    return _key_of_text(arch_id, stage, target, canonical_json(settings), run)
+
+
+def _key_of_text(arch_id: str, stage: str, target: str, settings_text: str, run: str) -> str:
+    """:func:`result_key` from the canonical text of the settings (callers storing many results
+    with one settings object encode it once). The same text as canonical_json of the list."""
+    strings = [arch_id, stage, target] + ([run] if run else [])
+    if not all(type(s) is str for s in strings):
+        parts: list[Any] = [arch_id, stage, target, json.loads(settings_text)] + ([run] if run else [])
+        return hashlib.sha256(canonical_json(parts).encode()).hexdigest()
+    quoted = [_quote(s) for s in strings]
+    text = f"[{quoted[0]},{quoted[1]},{quoted[2]},{settings_text}" + (f",{quoted[3]}]" if run else "]")
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
@@ -340,9 +356,9 @@ class Store:
         return True
 
     def results(self, stage: str | None = None, arch_id: str | None = None, target: str | None = None,
-                limit: int | None = None) -> list[StageResult]:
+                limit: int | None = None, source: str | None = None, run: str | None = None) -> list[StageResult]:
         """Stored results matching every given filter, in insertion order (the first ``limit``)."""
-        where, args = _filters(stage=stage, arch_id=arch_id, target=target)
+        where, args = _filters(stage=stage, arch_id=arch_id, target=target, source=source, run=run)
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
         with self._lock:
             rows = self.conn.execute(
@@ -354,6 +370,82 @@ class Store:
             StageResult(a, s, t, json.loads(settings), json.loads(metrics), json.loads(prov), source, created, run)
             for a, s, t, settings, metrics, prov, source, created, run in rows
         ]
+
+    def add_architectures(self, items: list[tuple[Architecture, dict, float, float]]) -> int:
+        """Store many ``(arch, origin, params_m, macs_m)`` at once (costs counted by the caller);
+        the number that were new. Like :meth:`add_architecture`, a stored one keeps its origin."""
+        now = utc_now()
+        with self.transaction():
+            cursor = self.conn.executemany(
+                "INSERT OR IGNORE INTO architectures (id, record_json, params_m, macs_m, origin_json, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(arch.id, arch.canonical_json(), params_m, macs_m, _dumps(origin or {}), now)
+                 for arch, origin, params_m, macs_m in items],
+            )
+            return max(cursor.rowcount, 0)
+
+    def add_results(self, results: list[StageResult]) -> int:
+        """Store many results in one statement batch; the number that were new (stored keys are
+        left as they are). Their architectures must be stored (foreign key)."""
+        now = utc_now()
+        for result in results:
+            if result.stage not in STAGES:
+                raise AnbenchError(f"unknown stage '{result.stage}'; stages: {', '.join(STAGES)}")
+            result.created_at = result.created_at or now
+        texts: dict[tuple[int, bool], str] = {}  # results often share their settings/provenance objects
+
+        def once(value: Any, canonical: bool = False) -> str:
+            text = texts.get((id(value), canonical))
+            if text is None:
+                text = texts[(id(value), canonical)] = canonical_json(value) if canonical else _dumps(value)
+            return text
+
+        rows = [(_key_of_text(r.arch_id, r.stage, r.target, once(r.settings, True), r.run), r.arch_id, r.stage,
+                 r.target, once(r.settings), _dumps(r.metrics), once(r.provenance), r.source, r.created_at, r.run)
+                for r in results]
+        with self.transaction():
+            try:
+                cursor = self.conn.executemany(
+                    "INSERT OR IGNORE INTO results (key, arch_id, stage, target, settings_json, metrics_json, "
+                    "provenance_json, source, created_at, run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            except sqlite3.IntegrityError as exc:
+                raise AnbenchError(f"cannot add results to store {self.path}: {exc} (store the architectures first)") from None
+            added = max(cursor.rowcount, 0)
+            if self.conn.execute("SELECT 1 FROM leases LIMIT 1").fetchone():
+                self.conn.executemany("DELETE FROM leases WHERE key = ?", [(row[0],) for row in rows])
+        return added
+
+    def stored_metrics(self, keys: list[str]) -> dict[str, dict]:
+        """``{key: metrics}`` of the given result keys that are stored (absent keys are left out)."""
+        out: dict[str, dict] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):  # under SQLite's limit on bound parameters
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, metrics in self.conn.execute(f"SELECT key, metrics_json FROM results WHERE key IN ({marks})", chunk):
+                    out[key] = json.loads(metrics)
+        return out
+
+    def run_counts(self) -> dict[str, int]:
+        """``architectures`` with results, ``runs`` (per architecture, the most results of one
+        stage and target, summed) and ``repeated`` (architectures with more than one run)."""
+        with self._lock:
+            archs, runs, repeated = self.conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(m), 0), COALESCE(SUM(m > 1), 0) FROM (SELECT arch_id, MAX(c) AS m FROM "
+                "(SELECT arch_id, COUNT(*) AS c FROM results GROUP BY arch_id, stage, target) GROUP BY arch_id)"
+            ).fetchone()
+        return {"architectures": archs, "runs": runs, "repeated": repeated}
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the stored architecture ids and result keys with their times:
+        equal store contents give equal fingerprints, any added or replaced result changes it."""
+        digest = hashlib.sha256()
+        with self._lock:
+            for (arch_id,) in self.conn.execute("SELECT id FROM architectures ORDER BY id"):
+                digest.update(arch_id.encode() + b"\n")
+            for key, created_at in self.conn.execute("SELECT key, created_at FROM results ORDER BY key"):
+                digest.update(f"{key} {created_at}\n".encode())
+        return digest.hexdigest()
 
     def result_summary(self) -> list[dict[str, Any]]:
         """Per (stage, target): results, distinct architectures, repeated runs, newest time."""

@@ -59,7 +59,8 @@ def test_records_have_the_released_layout_and_newest_results(store, tmp_path):
     summary = export_anb_json(store, tmp_path / "out")
     assert summary.files == 3 and summary.trained == 1
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert files == ["result_0.json", "result_1.json", "result_2.json"]  # insertion order, no temp files left
+    assert files == ["anbench-export.json", "result_0.json", "result_1.json", "result_2.json"]  # no temp files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anbench.db", "anbench.db-shm", "anbench.db-wal", "out"]
     b0 = json.loads((tmp_path / "out" / "result_0.json").read_text())
     assert list(b0) == ["architecture", "metrics", "model_info", "platform_perf", "anbench"]
     assert list(b0["architecture"].items()) == list(B0.to_record().items())
@@ -129,7 +130,7 @@ def test_indices_keep_imported_ones_and_follow_the_largest(tmp_path):
         store.add_architecture(named("vck190-a"), {"source": "anb-json", "file": "result_3.json", "index": 3,
                                                    "model_info": {"macs": 1.0, "params": 2.0}})
         export_anb_json(store, tmp_path / "out")
-    ids = {p.name: json.loads(p.read_text()) for p in (tmp_path / "out").iterdir()}
+    ids = {p.name: json.loads(p.read_text()) for p in (tmp_path / "out").glob("result_*.json")}
     assert sorted(ids) == ["result_17.json", "result_18.json", "result_19.json", "result_3.json"]
     assert ids["result_17.json"]["architecture"] == SMALLEST.to_record()
     assert ids["result_18.json"]["architecture"] == B0.to_record()  # others after the largest, insertion order
@@ -137,21 +138,41 @@ def test_indices_keep_imported_ones_and_follow_the_largest(tmp_path):
     assert ids["result_3.json"]["model_info"] == {"macs": 1.0, "params": 2.0}  # the record's own values
 
 
-def test_existing_exports_are_refused_or_replaced_atomically(store, tmp_path):
+def test_an_earlier_export_is_replaced_only_with_overwrite(store, tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "notes.txt").write_text("keep me")
-    export_anb_json(store, out)  # other files do not block
+    export_anb_json(store, out)
     with pytest.raises(AnbenchError, match="--overwrite") as excinfo:
         export_anb_json(store, out)
     assert "\n" not in str(excinfo.value)
-    (out / "result_99.json").write_text("{}")  # stale file of an earlier, larger export
+    store.add_result(measurement(B0, "cpu", "2024-01-01T00:00:00.000+00:00", throughput=(10.0, 1.0)))
     summary = export_anb_json(store, out, overwrite=True)
-    assert summary.removed_stale == 1
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "result_0.json", "result_1.json", "result_2.json"]
+    assert summary.replaced == 3
+    assert sorted(p.name for p in out.iterdir()) == ["anbench-export.json", "result_0.json", "result_1.json",
+                                                     "result_2.json"]
+    assert "throughput_cpu" in json.loads((out / "result_0.json").read_text())["platform_perf"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anbench.db", "anbench.db-shm", "anbench.db-wal", "out"]
 
 
-def test_csv_has_one_row_per_architecture_with_device_columns(store, tmp_path):
+def test_files_an_export_did_not_write_are_never_removed(store, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(AnbenchError, match="notes.txt, which no anbench export wrote"):
+        export_anb_json(store, out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    (out / "notes.txt").unlink()
+    export_anb_json(store, out)  # an empty folder is fine
+    (out / "result_99.json").write_text("{}")  # added after the export: not anbench's to remove
+    with pytest.raises(AnbenchError, match="result_99.json besides an earlier export"):
+        export_anb_json(store, out, overwrite=True)
+    (out / "result_99.json").unlink()
+    (out / "result_1.json").write_text("{}")  # edited after the export
+    with pytest.raises(AnbenchError, match="result_1.json changed after anbench exported it"):
+        export_anb_json(store, out, overwrite=True)
+    assert (out / "result_1.json").read_text() == "{}"
+
+
+def test_csv_has_one_row_per_record_with_device_columns(store, tmp_path):
     store.add_result(training(B0, "2024-01-01T00:00:00.000+00:00", 71.25))
     store.add_result(measurement(B0, "cpu", "2024-01-01T00:00:00.000+00:00", throughput=(55.5, 0.5), latency=(20.0, 1.0)))
     store.add_result(measurement(SMALLEST, "a100", "2024-01-01T00:00:00.000+00:00", throughput=(0.1 + 0.2, None)))
@@ -159,7 +180,7 @@ def test_csv_has_one_row_per_architecture_with_device_columns(store, tmp_path):
     with open(tmp_path / "out" / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     header = list(rows[0])
-    assert header == ["id", *RECORD_KEYS, "params_m", "macs_m", "val_top1", "val_top5", "train_time_s",
+    assert header == ["id", "run", *RECORD_KEYS, "params_m", "macs_m", "val_top1", "val_top5", "train_time_s",
                       "throughput_ips_a100_mean", "throughput_ips_a100_std", "latency_ms_cpu_mean", "latency_ms_cpu_std",
                       "throughput_ips_cpu_mean", "throughput_ips_cpu_std"]
     assert [r["id"] for r in rows] == [B0.id, SMALLEST.id, ZCU.id]
@@ -206,7 +227,8 @@ def test_results_lists_architectures_then_results(run_cli, store, tmp_path):
     table = run_cli("results")
     assert table.exit_code == 0
     lines = table.output.splitlines()
-    assert lines[0].split() == ["id", "architecture", "stage", "target", "metrics", "source", "created_at"]
+    assert lines[0].split() == ["id", "architecture", "stage", "target", "run", "metrics", "source", "created_at"]
+    assert lines[-1] == "2 results: 2 architectures, 2 runs"
     assert any(B0.id in l and B0.compact in l and "throughput_ips_mean=55.5" in l and "anbench" in l for l in lines)
     assert any(SMALLEST.id in l and "val_top1=60" in l for l in lines)
     only = run_cli("results", "--stage", "measure", "--device", "cpu", "--format", "json")

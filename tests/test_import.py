@@ -5,7 +5,6 @@ import json
 import pytest
 
 import anb_records as anb
-from anbench.importer import import_anb_json
 from anbench.searchspace import Architecture, named
 from anbench.store import StageResult, Store
 
@@ -23,10 +22,9 @@ def test_import_stores_architectures_trainings_and_merged_measurements(run_cli, 
     result = import_dir(run_cli, folder)
     assert result.exit_code == 0, result.output + result.stderr
     out = result.output
-    assert "records read: 5" in out and "architectures: 4 new" in out
-    assert "trainings added: 4, measurements added: 20" in out  # 6 + 4 + 6 + 6 measured devices
-    assert "skipped: 1 (0 invalid, 1 duplicate architectures)" in out
-    assert "result_1711.json (= result_0.json)" in out
+    assert "records read: 5" in out and "architectures: 4 new, 1 with repeated records" in out
+    assert "trainings added: 5, measurements added: 26" in out  # 6 + 4 + 6 + 6 + 6 measured devices
+    assert "skipped: 0 (0 invalid, 0 empty repeats)" in out
     assert "cost disagreements (params/MACs vs model_info, tolerance 1e-06 M): 0" in out
 
     with open_store(store_path) as store:
@@ -44,6 +42,8 @@ def test_import_stores_architectures_trainings_and_merged_measurements(run_cli, 
         assert (train.target, train.source, train.settings) == ("imagenet", "anb-json", {"source": "anb-json"})
         assert train.metrics == {"val_top1": 62.054, "val_top5": 84.354, "train_time_s": 1560.6}
         assert train.provenance["imported_from"] == "result_1710.json" and train.provenance["imported_at"]
+        assert train.run == "result_1710.json"
+        assert train.provenance["model_info"] == {"macs": 369.019616, "params": 4.042824}
 
         measures = {r.target: r for r in store.results(stage="measure", arch_id=example.id)}
         assert sorted(measures) == ["3090", "a100", "tpuv2", "tpuv3", "vck190", "zcu102"]
@@ -55,10 +55,12 @@ def test_import_stores_architectures_trainings_and_merged_measurements(run_cli, 
         # unmeasured devices (null mean/std) are simply absent
         no_fpga = stored[1].id
         assert sorted(r.target for r in store.results(stage="measure", arch_id=no_fpga)) == ["3090", "a100", "tpuv2", "tpuv3"]
-        assert store.missing("measure", "tpuv2") == [named("zcu102-c")]
-        # the duplicate lost: result_0's values, not result_1711's
-        (dup_train,) = store.results(stage="train", arch_id=stored[0].id)
-        assert dup_train.metrics["val_top1"] == 64.118
+        assert store.missing("measure", "zcu102") == [stored[1].arch]
+        assert store.missing("measure", "tpuv2") == []  # result_0 lacks TPU values, its repeat result_1711 has them
+        # the repeat is a run of its own: both records' values are kept
+        trains = store.results(stage="train", arch_id=stored[0].id)
+        assert [(t.run, t.metrics["val_top1"]) for t in trains] == [("result_0.json", 64.118), ("result_1711.json", 62.054)]
+        assert len(store.results(stage="measure", target="a100", arch_id=stored[0].id)) == 2
 
 
 def test_import_then_export_reproduces_the_original_files(run_cli, tmp_path):
@@ -79,19 +81,37 @@ def test_reimporting_adds_nothing(run_cli, store_path, tmp_path):
     again = import_dir(run_cli, folder)
     assert again.exit_code == 0
     assert "architectures: 0 new" in again.output
-    assert "trainings added: 0, measurements added: 0 (24 already stored)" in again.output
+    assert "trainings added: 0, measurements added: 0 (31 already stored)" in again.output
     with open_store(store_path) as store:
-        assert len(store.architectures()) == 4 and len(store.results()) == 24
+        assert len(store.architectures()) == 4 and len(store.results()) == 31
 
 
-def test_duplicate_architectures_keep_the_first_in_index_order(tmp_path):
-    records = {5: anb.RESULT_1710, 12: anb.copy(anb.RESULT_1710)}
-    records[12]["metrics"]["val_top1"] = 1.0
-    folder = anb.write_dir(tmp_path / "anb", {12: records[12], 5: records[5]})  # written out of order
-    with Store.open(tmp_path / "s.db") as store:
-        summary = import_anb_json(store, folder)
-        assert summary.duplicates == [("result_12.json", "result_5.json")]
-        assert store.results(stage="train")[0].metrics["val_top1"] == 62.054
+def test_repeated_architectures_come_back_unchanged_under_their_own_names(run_cli, store_path, tmp_path):
+    """Acceptance: two records of one architecture with different metrics; export gives both back."""
+    repeat = anb.copy(anb.RESULT_1710)
+    repeat["metrics"]["val_top1"] = 61.5
+    repeat["platform_perf"]["throughput_a100"]["throughput_mean"] = 11001.25
+    folder = anb.write_dir(tmp_path / "anb", {12: repeat, 5: anb.RESULT_1710, 7: anb.RESULT_2})  # written out of order
+    imported = import_dir(run_cli, folder)
+    assert imported.exit_code == 0, imported.stderr
+    assert "architectures: 2 new, 1 with repeated records" in imported.output
+    assert import_dir(run_cli, folder).output.count("trainings added: 0, measurements added: 0") == 1
+    with Store.open(store_path) as store:
+        assert [r.run for r in store.results(stage="train")] == ["result_5.json", "result_7.json", "result_12.json"]
+        assert store.run_counts() == {"architectures": 2, "runs": 3, "repeated": 1}
+
+    assert run_cli("export", "--out", tmp_path / "out").exit_code == 0
+    original, exported = anb.load_dir(folder), anb.load_dir(tmp_path / "out")
+    assert sorted(exported) == ["result_12.json", "result_5.json", "result_7.json"]
+    for name in original:
+        anb.assert_same_json(exported[name], original[name], name)
+    for name in original:  # byte for byte: the released files are json.dumps output
+        assert (tmp_path / "out" / name).read_bytes() == (folder / name).read_bytes()
+
+    listing = run_cli("results", "--stage", "train")
+    assert listing.exit_code == 0
+    assert "result_12.json" in listing.output and "result_5.json" in listing.output
+    assert "19 results: 2 architectures, 3 runs (1 architecture with repeated runs)" in listing.output
 
 
 BAD_RECORDS = [
@@ -149,7 +169,7 @@ def test_skip_invalid_imports_the_rest(run_cli, store_path, tmp_path):
     assert len(problems) == 2
     assert problems[0].startswith("skipped result_2.json: not valid JSON")
     assert problems[1].startswith("skipped result_1710.json: metrics.train_time")
-    assert "skipped: 2 (2 invalid, 0 duplicate architectures)" in result.output
+    assert "skipped: 2 (2 invalid, 0 empty repeats)" in result.output
     assert "architectures: 2 new" in result.output
     with open_store(store_path) as store:
         assert [s.origin["index"] for s in store.architectures()] == [0, 10]

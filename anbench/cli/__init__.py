@@ -91,7 +91,7 @@ def cli(ctx: click.Context, store_path: str) -> None:
 
 
 def _register_commands() -> None:
-    from . import arch_cmds, compile_cmd, data, measure_cmd, plugin_cmds, store_cmds
+    from . import arch_cmds, compile_cmd, data, measure_cmd, plugin_cmds, report_cmd, store_cmds
 
     cli.add_command(arch_cmds.sample_cmd)
     cli.add_command(arch_cmds.arch_group)
@@ -103,6 +103,7 @@ def _register_commands() -> None:
     cli.add_command(plugin_cmds.plugins_cmd)
     cli.add_command(plugin_cmds.doctor_cmd)
     cli.add_command(store_cmds.store_group)
+    cli.add_command(report_cmd.report_cmd)
 
 
 def _load_plugins() -> None:

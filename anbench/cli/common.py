@@ -73,6 +73,17 @@ def load_json_text(text: str, where: str) -> Any:
         raise AnbenchError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
 
 
+def parse_key_values(pairs: Iterable[str], option: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a malformed pair is an AnbenchError."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise AnbenchError(f"{option} {pair!r} must be KEY=VALUE")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
 def resolve_arch_specs(specs: Iterable[str], store_loader=None) -> list:
     """Turn ARCH arguments into architectures.
 

@@ -14,7 +14,7 @@ from ..measure.timing import TimingPolicy, engine_policy
 from ..measure.watched import HOST_REASONS, measure_watched
 from ..plugin_types import MeasureRequest
 from ..workloop import StageOutput, WorkItem, next_run, raise_if_interrupted, run_items
-from .common import app, format_option, host, print_json, resolve_work_archs, work_arch_options
+from .common import app, format_option, host, parse_key_values, print_json, resolve_work_archs, work_arch_options
 
 
 @click.command("measure")
@@ -51,15 +51,22 @@ from .common import app, format_option, host, print_json, resolve_work_archs, wo
               help="Pin this process to these cores (e.g. 2-3 or 0,2); threads default to their count.")
 @click.option("--channels-last/--no-channels-last", default=None,
               help="Channels-last memory format (device option; default: the device's, recorded).")
-@click.option("--option", "device_options", multiple=True, metavar="KEY=VALUE",
-              help="Device option, e.g. cuda_graphs=true, compile=true, input=loader (see the device's docs).")
 @click.option("--no-latency", is_flag=True, help="Skip the batch-1 latency measurement.")
 @click.option("--force", is_flag=True, help="Measure again even if a result with the same settings is stored; "
               "the new measurement is kept as another run beside the earlier ones.")
+@click.option("--host", "board_host", metavar="USER@BOARD[:PORT]", default=None,
+              help="Measure on a board reached over SSH (devices that support it, e.g. zcu102).")
+@click.option("--identity", type=click.Path(dir_okay=False), default=None,
+              help="SSH private key file for --host (host keys are always checked).")
+@click.option("--on-board", is_flag=True, help="anbench runs on the board itself (no SSH).")
+@click.option("--option", "device_options", multiple=True, metavar="KEY=VALUE",
+              help="A device option, e.g. cuda_graphs=true, compile=true, input=loader (cuda) or threads=auto, "
+                   "budget_s=20 (DPU boards); see the device's docs. Repeatable.")
 @format_option("table", "json")
 def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, sample_start, batch_size, resolution,
                 activation, precision, threads, mode, schedule, ci_target, budget_s, warmup, repeats, batches,
-                wait_quiet, isolate, channels_last, device_options, no_latency, force, fmt):
+                wait_quiet, isolate, channels_last, no_latency, force, board_host, identity, on_board, device_options,
+                fmt):
     """Measure inference throughput (images/s) and batch-1 latency (ms) on a device.
 
     The engine warms up until the rate is steady, then measures until the 95% confidence
@@ -78,16 +85,27 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
       anbench measure --device cpu --arch smallest --schedule fixed --warmup 2 --repeats 5 --batches 3
       anbench sample -n 3 --seed 1 --format jsonl | anbench measure --device cpu --arch -
       anbench measure --device cpu --from-store --isolate 1 --wait-quiet 120
+      anbench measure --device zcu102 --host root@zcu102-board --identity ~/.ssh/board --arch zcu102-a
     """
     plugins = host()
     runner = plugins.registry.device(device_name)
+    device_options = _device_options(board_host, identity, on_board, device_options)
+    options: dict = {}  # options of the request (resolved and validated by the runner)
+    if device_options and hasattr(runner, "with_options"):
+        runner = runner.with_options(device_options)  # options that configure the runner (boards)
+    elif device_options:
+        board = sorted({"host", "identity", "on_board"} & set(device_options))
+        if board or not hasattr(runner, "resolve_request"):
+            which = ", ".join(f"--{key.replace('_', '-')}" for key in board) or "--option"
+            raise AnbenchError(f"device '{device_name}' takes no device options ({which})")
+        options = {key: _typed(value) for key, value in device_options.items()}
+    self_timed = hasattr(runner, "measure_on_device")
     reason = runner.availability()
     if reason:
         raise AnbenchError(f"device '{device_name}' is not available here: {reason}")
     if not arch_specs and not from_store and not sample_count:
         raise AnbenchError("nothing to measure: give --arch ARCH (repeatable), -n N [--seed S] or --from-store")
     cores = _parse_isolate(isolate)
-    options = _parse_options(device_options)
     if channels_last is not None:
         options["channels_last"] = channels_last
     batch_size = batch_size or getattr(runner, "default_batch_size", None) or 32
@@ -103,13 +121,18 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
         resolve = getattr(runner, "resolve_request", None)
 
         def request_for(arch) -> MeasureRequest:
+            artifact = _compiled_artifact(store, arch.id, device_name) if self_timed else None
             request = MeasureRequest(arch, batch_size, (3, resolution, resolution), activation, precision, threads,
-                                     mode=mode, options=dict(options))
+                                     artifact=artifact, mode=mode, options=dict(options))
             return resolve(request) if resolve is not None else request
 
+        # what defines the result; the identity file is a credential's path, not a setting
+        option_settings = {k: v for k, v in device_options.items() if k != "identity"} if not options else {}
         items = []
         for entry in work:
             settings = dict(request_for(entry.arch).settings(), timing=timing, latency=not no_latency)
+            if option_settings:
+                settings["device_options"] = option_settings
             if cores:
                 settings["cores"] = cores
             run = next_run(store, entry.arch.id, "measure", device_name, settings) if force else ""
@@ -118,10 +141,15 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
         def measure_one(item: WorkItem, ctx) -> StageOutput:
             request = request_for(item.arch)
             started = utc_now()
-            result = measure_watched(runner, request, policy, latency=not no_latency, wait_quiet_s=wait_quiet,
-                                     status=ctx.status)
-            return StageOutput(result.metrics(), provenance(
-                settings=item.settings, device=result.device, seeds={"input": request.seed}, started_at=started,
+            if self_timed:  # the device times itself (a remote board running the engine)
+                ctx.status("measuring on the device")
+                metrics, device_facts = runner.measure_on_device(request), runner.describe()
+            else:
+                result = measure_watched(runner, request, policy, latency=not no_latency, wait_quiet_s=wait_quiet,
+                                         status=ctx.status)
+                metrics, device_facts = result.metrics(), result.device
+            return StageOutput(metrics, provenance(
+                settings=item.settings, device=device_facts, seeds={"input": request.seed}, started_at=started,
                 plugin_versions=plugins.versions()))
 
         summary = run_items(store, items, measure_one, label=f"measuring on {device_name}",
@@ -173,17 +201,29 @@ def _parse_isolate(text: str | None) -> list[int] | None:
     return cores
 
 
-def _parse_options(specs) -> dict:
-    options = {}
-    for spec in specs:
-        key, sep, value = spec.partition("=")
-        if not sep or not key.strip():
-            raise AnbenchError(f"--option '{spec}' must be KEY=VALUE")
-        try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip()] = value
+def _device_options(board_host, identity, on_board, pairs) -> dict:
+    options: dict = parse_key_values(pairs, "--option")
+    for key, value in (("host", board_host), ("identity", identity), ("on_board", on_board or None)):
+        if value is not None:
+            options[key] = value
     return options
+
+
+def _typed(value):
+    """``"true"`` -> True, ``"3"`` -> 3, anything that is not JSON stays a string."""
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError:
+        return value
+
+
+def _compiled_artifact(store, arch_id: str, target: str):
+    """The newest stored compile result of ``arch_id`` for ``target`` that is not INVALID."""
+    from pathlib import Path
+
+    usable = [r for r in store.results(stage="compile", arch_id=arch_id, target=target)
+              if r.metrics.get("artifact") and r.metrics.get("verdict", "VALID") == "VALID"]
+    return Path(usable[-1].metrics["artifact"]) if usable else None  # insertion order: the last is the newest
 
 
 def _clamp_threads(threads: int) -> int:

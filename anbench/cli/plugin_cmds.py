@@ -25,6 +25,11 @@ def plugin_listing() -> list[dict]:
             kind: {name: availability[kind][name] for name in names}
             for kind, names in info.provides.items() if kind in availability and names
         }
+        # a target is as usable as the compiler that claims it
+        claimed = {t: availability["compilers"][c] for c in info.provides["compilers"]
+                   for t in plugins.registry.items["compilers"][c].targets}
+        if claimed:
+            entry["availability"]["targets"] = dict(sorted(claimed.items()))
         listing.append(entry)
     return listing
 

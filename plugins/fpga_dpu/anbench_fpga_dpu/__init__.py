@@ -1,23 +1,25 @@
 """anbench plugin ``fpga_dpu``: Vitis AI for Xilinx DPUs.
 
-Registers the compiler ``vitis-ai`` (targets ``zcu102`` and ``vck190``: quantize with
-``pytorch_nndct``, compile with ``vai_c_xir``) and the device runners ``zcu102`` and
-``vck190`` (VART on the board).
+Registers the compiler ``vitis-ai`` (targets zcu102, vck190, zcu104, kv260, vck5000 and
+the Alveo u50/u250/u280, which refuse squeeze-excite: quantize with ``pytorch_nndct``,
+compile with ``vai_c_xir``) and the device runners ``zcu102`` and ``vck190`` (VART on
+the board, reached over SSH or run on the board itself).
 
-Status: registration, availability and provenance facts only. ``compile``, ``prepare``
-and ``run`` raise :class:`~anbench.errors.AnbenchError` explaining that they arrive with
-the DPU issue. No vendor SDK (pytorch_nndct, xir, vart) is imported at import time, nor
-anywhere yet: availability asks ``importlib.util.find_spec`` and ``shutil.which``.
+No vendor SDK (pytorch_nndct, xir, vart) and no torch is imported at import time:
+availability asks ``importlib.util.find_spec`` and ``shutil.which``; the SDKs are
+imported by the functions that use them.
 """
 
 from __future__ import annotations
 
 from anbench import hookimpl
 
-from .boards import BOARDS, DpuDevice, VitisAiCompiler
+from .boards import BOARDS, TARGETS
+from .compiler import VitisAiCompiler
+from .device import DpuDevice
 
 __version__ = "0.1.0"
-__all__ = ["BOARDS", "DpuDevice", "VitisAiCompiler", "register_compilers", "register_devices"]
+__all__ = ["BOARDS", "TARGETS", "DpuDevice", "VitisAiCompiler", "register_compilers", "register_devices"]
 
 
 @hookimpl

@@ -1,92 +1,57 @@
-"""The two DPU boards, the Vitis AI compiler and the DPU device runners (placeholders)."""
+"""The DPU target table: which arch.json the compiler uses and what each DPU can run."""
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
+import os
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
-from anbench.errors import AnbenchError
-
-COMPILE_NOT_YET = "Vitis AI quantize/compile arrives with the DPU issue"
-RUN_NOT_YET = "the DPU device runner arrives with the DPU issue"
+# Where the Vitis AI 2.5/3.0 docker keeps the arch.json files (spec D.3); the variable lets a
+# site (or a test) point elsewhere without editing the table.
+ARCH_ROOT_ENV = "ANBENCH_VAI_ARCH_ROOT"
+DEFAULT_ARCH_ROOT = "/opt/vitis_ai/compiler/arch"
 
 
 @dataclass(frozen=True)
 class Board:
-    """What the stock Vitis AI 2.5/3.0 images say about a board (verify on the board:
-    the DPU target recorded with a result must come from the compiled ``meta.json``)."""
+    """One compile target. ``documented_target`` is what the stock images say; the DPU
+    target recorded with a result comes from the compiler's ``meta.json`` and the board."""
 
     name: str
-    arch_json: str
+    arch_subpath: str  # under the arch root, e.g. "DPUCZDX8G/ZCU102/arch.json"
     documented_target: str
     description: str
+    hard_sigmoid: bool = True  # False: squeeze-excite gates fall back to the CPU
+    default_threads: int = 4  # throughput threads of the original procedure
+
+    @property
+    def arch_json(self) -> str:
+        return str(Path(os.environ.get(ARCH_ROOT_ENV, DEFAULT_ARCH_ROOT)) / self.arch_subpath)
 
 
-BOARDS = {
-    "zcu102": Board("zcu102", "/opt/vitis_ai/compiler/arch/DPUCZDX8G/ZCU102/arch.json",
-                    "DPUCZDX8G_ISA1_B4096", "Xilinx Zynq UltraScale+ MPSoC ZCU102 (DPUCZDX8G)"),
-    "vck190": Board("vck190", "/opt/vitis_ai/compiler/arch/DPUCVDX8G/VCK190/arch.json",
-                    "DPUCVDX8G_ISA3_C32B6", "Xilinx Versal AI Core VCK190 (DPUCVDX8G)"),
-}
+TARGETS = {b.name: b for b in (
+    Board("zcu102", "DPUCZDX8G/ZCU102/arch.json", "DPUCZDX8G_ISA1_B4096",
+          "Xilinx Zynq UltraScale+ MPSoC ZCU102 (DPUCZDX8G)", default_threads=5),
+    Board("vck190", "DPUCVDX8G/VCK190/arch.json", "DPUCVDX8G_ISA3_C32B6",
+          "Xilinx Versal AI Core VCK190 (DPUCVDX8G)", default_threads=6),
+    Board("zcu104", "DPUCZDX8G/ZCU104/arch.json", "DPUCZDX8G_ISA1_B4096",
+          "Xilinx Zynq UltraScale+ MPSoC ZCU104 (DPUCZDX8G)"),
+    Board("kv260", "DPUCZDX8G/KV260/arch.json", "DPUCZDX8G_ISA1_B3136",
+          "Xilinx Kria KV260 (DPUCZDX8G; hard-sigmoid since Vitis AI 2.5)"),
+    Board("vck5000", "DPUCVDX8H/VCK50008PE/arch.json", "DPUCVDX8H_ISA1_F2W4_8PE",
+          "Xilinx VCK5000 (DPUCVDX8H, 8 PE)"),
+    Board("u50", "DPUCAHX8H/U50/arch.json", "DPUCAHX8H_ISA2", "Xilinx Alveo U50 (DPUCAHX8H)", hard_sigmoid=False),
+    Board("u250", "DPUCADF8H/U250/arch.json", "DPUCADF8H_ISA0", "Xilinx Alveo U250 (DPUCADF8H)", hard_sigmoid=False),
+    Board("u280", "DPUCAHX8H/U280/arch.json", "DPUCAHX8H_ISA2", "Xilinx Alveo U280 (DPUCAHX8H)", hard_sigmoid=False),
+)}
+
+# the boards measured by the original pipeline get device runners
+BOARDS = {name: TARGETS[name] for name in ("zcu102", "vck190")}
 
 
-def _missing_module(module: str) -> bool:
-    return importlib.util.find_spec(module) is None
-
-
-class VitisAiCompiler:
-    """Compiler ``vitis-ai``: int8 post-training quantization (vai_q_pytorch) then
-    ``vai_c_xir`` for the board's DPU. Not implemented yet: :meth:`compile` raises
-    :class:`~anbench.errors.AnbenchError`."""
-
-    name = "vitis-ai"
-    summary = "Vitis AI int8 quantization (pytorch_nndct) and vai_c_xir compilation for Xilinx DPUs"
-    targets = tuple(BOARDS)
-
-    def availability(self) -> str | None:
-        if _missing_module("pytorch_nndct"):
-            return "pytorch_nndct (Vitis AI quantizer) is not installed"
-        if shutil.which("vai_c_xir") is None:
-            return "vai_c_xir not found on PATH"
-        return f"the Vitis AI tools are here, but {COMPILE_NOT_YET}"
-
-    def compile(self, request) -> Any:
-        raise AnbenchError(COMPILE_NOT_YET)
-
-
-class DpuDevice:
-    """Device runner for one DPU board (VART ``execute_async``/``wait`` on the board).
-    Not implemented yet: :meth:`prepare` and :meth:`run` raise
-    :class:`~anbench.errors.AnbenchError`."""
-
-    def __init__(self, board: Board) -> None:
-        self.board = board
-        self.name = board.name
-        self.summary = f"int8 inference on the DPU of a {board.description} through VART (not implemented yet)"
-
-    def availability(self) -> str | None:
-        if _missing_module("vart"):
-            return "vart is not installed (runs on the board image)"
-        if _missing_module("xir"):
-            return "xir is not installed (runs on the board image)"
-        return f"vart is here, but {RUN_NOT_YET}"
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "kind": "dpu",
-            "board": self.board.name,
-            "documented_dpu_target": self.board.documented_target,
-            "arch_json": self.board.arch_json,
-            "implemented": False,
-        }
-
-    def prepare(self, request) -> Any:
-        raise AnbenchError(RUN_NOT_YET)
-
-    def run(self, prepared: Any, batches: int) -> None:
-        raise AnbenchError(RUN_NOT_YET)
-
-    def release(self, prepared: Any) -> None:
-        """Nothing to free: :meth:`prepare` never hands out a handle yet."""
+def se_refusal(arch, board: Board) -> str | None:
+    """Why ``board`` cannot run ``arch`` (squeeze-excite on a DPU without hard-sigmoid), else None."""
+    if board.hard_sigmoid or not any(block.se for block in arch.blocks()):
+        return None
+    return (f"the {board.name} DPU has no hard-sigmoid, so squeeze-excite architectures like {arch.id} would fall "
+            f"back to the CPU; sample SE-free ones with `anbench sample --no-se`")

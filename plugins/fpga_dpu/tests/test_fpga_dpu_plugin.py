@@ -1,75 +1,104 @@
-"""The DPU placeholders: compiler vitis-ai and devices zcu102/vck190, honest availability,
-no vendor SDK imported."""
+"""Registration, honest availability (what is missing and where it comes from), device
+options, the contract suites; no vendor SDK imported by the plugin itself."""
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import subprocess
 import sys
 
 import pytest
+from dpu_testkit import make_xmodel
 
 import anbench_fpga_dpu
 from anbench.errors import AnbenchError
-from anbench.plugin_types import CompileRequest
-from anbench.searchspace import named
 from anbench.testing import CompilerContract, DeviceContract, register_test_plugin
-from anbench_fpga_dpu import BOARDS, DpuDevice, VitisAiCompiler
-
-
-def fake_find_spec(monkeypatch, present):
-    real = importlib.util.find_spec
-    vendor = {"pytorch_nndct", "vart", "xir"}
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: (object() if name in present else None) if name in vendor else real(name, *a))
+from anbench_fpga_dpu import BOARDS, TARGETS, DpuDevice, VitisAiCompiler
 
 
 def test_registers_compiler_and_two_boards(anbench_host):
     register_test_plugin(anbench_host, anbench_fpga_dpu, name="fpga_dpu")
     assert not anbench_host.errors
-    assert anbench_host.registry.compiler_for_target("zcu102").name == "vitis-ai"
-    assert anbench_host.registry.compiler_for_target("vck190").name == "vitis-ai"
+    for target in ("zcu102", "vck190", "zcu104", "kv260", "vck5000", "u50", "u250", "u280"):
+        assert anbench_host.registry.compiler_for_target(target).name == "vitis-ai"
     assert {"zcu102", "vck190"} <= set(anbench_host.registry.items["devices"])
     assert anbench_host.infos["fpga_dpu"].hooks == ["register_compilers", "register_devices"]
 
 
-def test_import_never_imports_vendor_sdks():
+def test_import_never_imports_vendor_sdks_or_torch():
     code = ("import sys, anbench_fpga_dpu as p; p.VitisAiCompiler().availability(); "
             "[p.DpuDevice(b).availability() for b in p.BOARDS.values()]; "
-            "print(sorted(m for m in ('torch', 'pytorch_nndct', 'xir', 'vart') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'pytorch_nndct', 'xir', 'vart', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
-def test_compiler_availability_names_the_missing_tool(monkeypatch, tmp_path):
-    fake_find_spec(monkeypatch, present=set())
-    assert VitisAiCompiler().availability() == "pytorch_nndct (Vitis AI quantizer) is not installed"
-    fake_find_spec(monkeypatch, present={"pytorch_nndct"})
+def test_without_vitis_ai_each_tool_says_what_is_missing_and_where_it_comes_from(monkeypatch, tmp_path):
+    assert VitisAiCompiler().availability() == (
+        "pytorch_nndct (vai_q_pytorch, the Vitis AI quantizer) is not installed; it comes with the Vitis AI "
+        "docker's `vitis-ai-pytorch` conda environment")
+    reason = DpuDevice(BOARDS["zcu102"]).availability()
+    assert reason.startswith("xir is not installed here; it comes with the Vitis AI board image")
+    assert reason.endswith("to measure a board from this machine give --host USER@BOARD")
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert VitisAiCompiler().availability() == "vai_c_xir not found on PATH"
-    tool = tmp_path / "vai_c_xir"
-    tool.write_text("#!/bin/sh\n")
-    tool.chmod(0o755)
-    assert "arrives with the DPU issue" in VitisAiCompiler().availability()
+    assert DpuDevice(BOARDS["zcu102"], {"host": "root@board"}).availability() == (
+        "ssh is not on PATH; install the OpenSSH client (Debian: openssh-client)")
 
 
-def test_device_availability_names_vart(monkeypatch):
-    fake_find_spec(monkeypatch, present=set())
-    assert DpuDevice(BOARDS["zcu102"]).availability() == "vart is not installed (runs on the board image)"
-    fake_find_spec(monkeypatch, present={"vart", "xir"})
-    assert "arrives with the DPU issue" in DpuDevice(BOARDS["vck190"]).availability()
+def test_quantizer_without_compiler_names_vai_c_xir(vitis, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert VitisAiCompiler().availability().startswith("vai_c_xir (the Vitis AI compiler) is not on PATH")
 
 
-def test_compile_and_run_say_when_they_arrive(tmp_path):
-    with pytest.raises(AnbenchError, match="arrives with the DPU issue"):
-        VitisAiCompiler().compile(CompileRequest(named("smallest"), "zcu102", tmp_path))
-    with pytest.raises(AnbenchError, match="arrives with the DPU issue"):
-        DpuDevice(BOARDS["zcu102"]).prepare(None)
+def test_cli_without_vitis_ai_one_line_and_listings(run_cli):
+    result = run_cli("compile", "--target", "zcu102", "--arch", "efficientnet-b0")
+    assert result.exit_code == 2
+    assert result.output == ("error: compiler 'vitis-ai' for target 'zcu102' is not available here: pytorch_nndct "
+                             "(vai_q_pytorch, the Vitis AI quantizer) is not installed; it comes with the Vitis AI "
+                             "docker's `vitis-ai-pytorch` conda environment\n")
+    listing = {p["name"]: p for p in json.loads(run_cli("plugins", "--format", "json").output)}["fpga_dpu"]
+    assert "vitis-ai-pytorch" in listing["availability"]["compilers"]["vitis-ai"]
+    assert "Vitis AI board image" in listing["availability"]["devices"]["zcu102"]
+    assert set(listing["provides"]["targets"]) >= {"zcu102", "vck190", "u50"}
+    table = run_cli("plugins").output
+    assert "compiler vitis-ai (unavailable: pytorch_nndct" in table
+    assert "target zcu102 (unavailable: pytorch_nndct" in table
+    assert listing["availability"]["targets"]["vck190"] == listing["availability"]["compilers"]["vitis-ai"]
+    assert "device vck190 (unavailable: xir is not installed here" in table
+    doctor = json.loads(run_cli("doctor", "--format", "json").output)
+    assert "vitis-ai-pytorch" in doctor["availability"]["compilers"]["vitis-ai"]
 
 
-def test_describe_records_the_documented_targets():
+def test_with_the_fakes_everything_is_available(vitis):
+    assert VitisAiCompiler().availability() is None
+    assert DpuDevice(BOARDS["vck190"]).availability() is None
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"identity": "/k"}, "--identity needs --host"),
+    ({"host": "root@b", "on_board": True}, "not both"),
+    ({"host": "root@b;rm"}, "must be USER@HOST"),
+    ({"host": "root@b:70000"}, "port must be"),
+    ({"threads": "many"}, "threads='many'"),
+    ({"budget_s": "0"}, "budget_s='0'"),
+    ({"colour": "red"}, "has no option(s) colour"),
+])
+def test_device_options_are_checked(options, message):
+    with pytest.raises(AnbenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        DpuDevice(BOARDS["zcu102"]).with_options(options)
+
+
+def test_devices_without_options_refuse_them(run_cli):
+    result = run_cli("measure", "--device", "cpu", "--arch", "smallest", "--host", "root@board")
+    assert result.exit_code == 2 and "takes no device options" in result.output
+
+
+def test_describe_records_the_documented_target_and_how_the_board_is_reached():
+    facts = DpuDevice(BOARDS["vck190"]).with_options({"host": "root@board:2222"}).describe()
+    assert facts["documented_dpu_target"] == "DPUCVDX8G_ISA3_C32B6"
+    assert facts["reached"] == "ssh" and facts["host"] == "root@board"
     assert DpuDevice(BOARDS["zcu102"]).describe()["documented_dpu_target"] == "DPUCZDX8G_ISA1_B4096"
-    assert DpuDevice(BOARDS["vck190"]).describe()["documented_dpu_target"] == "DPUCVDX8G_ISA3_C32B6"
+    assert TARGETS["u50"].hard_sigmoid is False and TARGETS["zcu102"].hard_sigmoid is True
 
 
 class TestVitisAiCompilerContract(CompilerContract):
@@ -84,6 +113,37 @@ def board_name(request):
 
 
 class TestDpuDeviceContract(DeviceContract):
+    """Unconfigured (no fakes): every check of an unavailable device."""
+
     @pytest.fixture
     def device_runner(self, board_name):
         return DpuDevice(BOARDS[board_name])
+
+
+class TestDpuDeviceOnTheFakeBoard(DeviceContract):
+    """On the board (the fakes importable): the timing checks too, on a compiled xmodel."""
+
+    contract_precision = "int8"
+
+    @pytest.fixture(autouse=True)
+    def _xmodel(self, vitis, tmp_path):
+        self.xmodel = make_xmodel(tmp_path / "m")
+
+    def contract_request(self, batch_size, **changes):
+        return super().contract_request(batch_size, **{"artifact": self.xmodel, **changes})
+
+    def contract_pending_work(self, runner, prepared):
+        return bool(prepared.worker.runner._jobs)  # the fake's jobs not waited for yet
+
+    @pytest.fixture
+    def device_runner(self, vitis):
+        return DpuDevice(BOARDS["zcu102"]).with_options({"on_board": True})
+
+
+def test_options_carried_by_the_request_are_checked_too(vitis, tmp_path):
+    from types import SimpleNamespace
+
+    device = DpuDevice(BOARDS["zcu102"]).with_options({"on_board": True})
+    request = SimpleNamespace(options={"threads": "lots"}, artifact=make_xmodel(tmp_path), arch=None)
+    with pytest.raises(AnbenchError, match="threads='lots'"):
+        device.measure_on_device(request)

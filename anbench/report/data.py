@@ -1,0 +1,264 @@
+"""What the report reads from the store, gathered once into plain arrays.
+
+Contract:
+
+* Reads the store only through :meth:`Store.architectures` and :meth:`Store.results`.
+* An architecture may have several results for one (stage, target): repeated runs (other
+  seeds, re-measurements, imported duplicates: :attr:`StageResult.run` tells them apart) or
+  results with other settings. Each usable result is one *run*. Figures and correlations
+  use one value per architecture, the mean over its runs; the runs themselves feed the
+  "spread between repeated runs" panel.
+* A result is usable when its verdict (``metrics["verdict"]``) is absent or ``VALID`` and
+  the metric is a finite number. Results with another verdict (INVALID, DIVERGED, FAILED)
+  are counted in the coverage and listed with their reasons, never plotted.
+* Accuracy is ``val_top1`` of ``train`` results on one dataset (``dataset``, default: the
+  dataset with the most trained architectures); their per-epoch ``curves`` (rows with
+  ``epoch`` and any of ``train_loss``, ``train_top1``, ``val_loss``, ``val_top1``) are kept.
+* Device columns are the ``measure`` targets with ``throughput_ips_mean`` and/or
+  ``latency_ms_mean``; ``devices`` limits them (an unknown name is an
+  :class:`AnbenchError` listing the measured ones).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+
+from ..errors import AnbenchError
+from ..searchspace import NAMED
+from .stats import higher_is_better
+
+ACCURACY_METRIC = "val_top1"
+# Store metric prefixes of a measurement (see anbench.export.STORE_METRIC), throughput first.
+SPEED_METRICS = ("throughput_ips", "latency_ms")
+GOOD_VERDICTS = (None, "VALID")
+
+
+@dataclass
+class Series:
+    """One quantity per architecture: the mean over runs, and the runs themselves."""
+
+    label: str
+    unit: str
+    higher_is_better: bool
+    runs: dict[str, list[float]] = field(default_factory=dict)  # arch id -> one value per run
+    # quality of single results where stored: std/mean and CI width/mean
+    cv: list[float] = field(default_factory=list)
+    ci_rel_width: list[float] = field(default_factory=list)
+
+    _means: dict[str, float] | None = field(default=None, repr=False, compare=False)
+
+    def mean_by_arch(self) -> dict[str, float]:
+        """Arch id -> mean over its runs (computed once: read it after gathering is done)."""
+        if self._means is None or len(self._means) != len(self.runs):
+            self._means = {arch: math.fsum(v) / len(v) if len(v) > 1 else v[0] for arch, v in self.runs.items()}
+        return self._means
+
+    def repeated(self) -> dict[str, list[float]]:
+        return {arch: values for arch, values in self.runs.items() if len(values) > 1}
+
+
+@dataclass
+class DeviceColumn(Series):
+    device: str = ""
+    metric: str = ""  # store prefix: throughput_ips | latency_ms
+
+
+@dataclass
+class Failure:
+    arch_id: str
+    stage: str
+    target: str
+    run: str
+    verdict: str
+    reason: str
+
+
+@dataclass
+class CoverageRow:
+    stage: str
+    target: str
+    architectures: int  # with at least one usable result
+    results: int
+    failed: int
+
+
+@dataclass
+class Curve:
+    """Per-epoch values of one training run (``metrics["curves"]``, one row per epoch)."""
+
+    arch_id: str
+    run: str
+    epochs: list[float]
+    values: dict[str, list[float | None]]  # train_loss, train_top1, val_top1 ... aligned with epochs
+
+
+CURVE_KEYS = ("train_loss", "train_top1", "val_loss", "val_top1")
+
+
+def _curve(arch_id: str, run: str, rows: Any) -> Curve | None:
+    if not isinstance(rows, list):
+        return None
+    rows = [row for row in rows if isinstance(row, dict) and _number(row.get("epoch")) is not None]
+    if not rows:
+        return None
+    values = {key: [_number(row.get(key)) for row in rows] for key in CURVE_KEYS}
+    values = {key: v for key, v in values.items() if any(x is not None for x in v)}
+    return Curve(arch_id, run, [float(row["epoch"]) for row in rows], values) if values else None
+
+
+@dataclass
+class ReportData:
+    store_path: str
+    ids: list[str]
+    compact: dict[str, str]
+    params_m: dict[str, float]
+    macs_m: dict[str, float]
+    named: dict[str, str]  # arch id -> reference name, for the named architectures stored
+    dataset: str | None
+    accuracy: Series
+    columns: list[DeviceColumn]
+    coverage: list[CoverageRow]
+    failures: list[Failure]
+    curves: list[Curve] = field(default_factory=list)  # training runs on the dataset that stored curves
+
+    def column(self, device: str, metric: str) -> DeviceColumn | None:
+        return next((c for c in self.columns if c.device == device and c.metric == metric), None)
+
+    @property
+    def devices(self) -> list[str]:
+        return list(dict.fromkeys(c.device for c in self.columns))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _reason(metrics: dict) -> str:
+    for key in ("reasons", "reason", "error"):
+        value = metrics.get(key)
+        if isinstance(value, list) and value:
+            return "; ".join(str(v) for v in value)
+        if value:
+            return str(value)
+    return "no reason stored"
+
+
+def _ci_rel_width(metrics: dict, metric: str, mean: float) -> float | None:
+    """CI width over the mean, from ``<metric>_ci[95]_low/_high`` when stored."""
+    for stem in (f"{metric}_ci95", f"{metric}_ci"):
+        low, high = _number(metrics.get(f"{stem}_low")), _number(metrics.get(f"{stem}_high"))
+        if low is not None and high is not None and mean:
+            return (high - low) / abs(mean)
+    return None
+
+
+def _add_quality(series: Series, metrics: dict, metric: str, mean: float) -> None:
+    std = _number(metrics.get(f"{metric}_std"))
+    if std is not None and mean:
+        series.cv.append(std / abs(mean))
+    width = _ci_rel_width(metrics, metric, mean)
+    if width is not None:
+        series.ci_rel_width.append(width)
+
+
+def _pick_dataset(train_targets: Counter, dataset: str | None) -> str | None:
+    if dataset is not None:
+        if dataset not in train_targets:
+            known = ", ".join(sorted(train_targets)) or "none"
+            raise AnbenchError(f"--dataset {dataset}: no training results on it (trained datasets: {known})")
+        return dataset
+    if not train_targets:
+        return None
+    return max(sorted(train_targets), key=lambda name: train_targets[name])
+
+
+def gather(store, devices: Iterable[str] | None = None, dataset: str | None = None) -> ReportData:
+    """Read the store into a :class:`ReportData` (module contract)."""
+    archs = store.architectures()
+    if not archs:
+        raise AnbenchError(f"nothing to report: the store {store.path} holds no architectures "
+                           f"(add some with `anbench import`, `anbench sample --save` or `anbench measure`)")
+    results = store.results()
+    ids = [s.id for s in archs]
+    named_by_id: dict[str, list[str]] = defaultdict(list)
+    for name, arch in NAMED.items():  # a100-b and rtx3090-b are one architecture
+        named_by_id[arch.id].append(name)
+
+    trained: dict[str, set[str]] = defaultdict(set)
+    for r in results:
+        usable = r.metrics.get("verdict") in GOOD_VERDICTS and _number(r.metrics.get(ACCURACY_METRIC)) is not None
+        if r.stage == "train" and usable:
+            trained[r.target].add(r.arch_id)
+    train_targets = Counter({target: len(arch_ids) for target, arch_ids in trained.items()})
+    chosen_dataset = _pick_dataset(train_targets, dataset)
+
+    measured = list(dict.fromkeys(r.target for r in results if r.stage == "measure"))
+    if devices:
+        devices = list(dict.fromkeys(devices))
+        unknown = [d for d in devices if d not in measured]
+        if unknown:
+            raise AnbenchError(f"--device {unknown[0]}: no measurements of it in {store.path} "
+                               f"(measured devices: {', '.join(measured) or 'none'})")
+        wanted = devices
+    else:
+        wanted = measured
+
+    accuracy = Series(f"accuracy ({ACCURACY_METRIC}, {chosen_dataset or 'no dataset'})", "%", True)
+    columns: dict[tuple[str, str], DeviceColumn] = {}
+    for device in wanted:
+        for metric in SPEED_METRICS:
+            unit = metric.rsplit("_", 1)[1]
+            columns[(device, metric)] = DeviceColumn(f"{device} {metric}", unit, higher_is_better(metric),
+                                                     device=device, metric=metric)
+
+    counts: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {"archs": set(), "results": 0, "failed": 0})
+    failures = []
+    curves = []
+    for r in results:
+        verdict = r.metrics.get("verdict")
+        cell = counts[(r.stage, r.target)]
+        cell["results"] += 1
+        if verdict not in GOOD_VERDICTS:
+            cell["failed"] += 1
+            failures.append(Failure(r.arch_id, r.stage, r.target, r.run, str(verdict), _reason(r.metrics)))
+            continue
+        cell["archs"].add(r.arch_id)
+        if r.stage == "train" and r.target == chosen_dataset:
+            value = _number(r.metrics.get(ACCURACY_METRIC))
+            if value is not None:
+                accuracy.runs.setdefault(r.arch_id, []).append(value)
+            curve = _curve(r.arch_id, r.run, r.metrics.get("curves"))
+            if curve is not None:
+                curves.append(curve)
+        elif r.stage == "measure" and r.target in wanted:
+            for metric in SPEED_METRICS:
+                value = _number(r.metrics.get(f"{metric}_mean"))
+                if value is None:
+                    continue
+                column = columns[(r.target, metric)]
+                column.runs.setdefault(r.arch_id, []).append(value)
+                _add_quality(column, r.metrics, metric, value)
+
+    coverage = [CoverageRow(stage, target, len(c["archs"]), c["results"], c["failed"])
+                for (stage, target), c in sorted(counts.items())]
+    return ReportData(
+        store_path=str(store.path),
+        ids=ids,
+        compact={s.id: s.arch.compact for s in archs},
+        params_m={s.id: s.params_m for s in archs},
+        macs_m={s.id: s.macs_m for s in archs},
+        named={s.id: " / ".join(named_by_id[s.id]) for s in archs if s.id in named_by_id},
+        dataset=chosen_dataset,
+        accuracy=accuracy,
+        columns=[c for c in columns.values() if c.runs],
+        coverage=coverage,
+        failures=failures,
+        curves=curves,
+    )

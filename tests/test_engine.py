@@ -51,6 +51,8 @@ def test_t_quantiles_match_tables():
     assert t_quantile(0.975, 9) == pytest.approx(2.262, abs=1e-3)
     assert t_quantile(0.975, 100) == pytest.approx(1.984, abs=1e-3)
     assert t_quantile(0.995, 20) == pytest.approx(2.845, abs=1e-3)
+    assert t_quantile(0.975, 30) == pytest.approx(2.042, abs=1e-3)
+    assert t_quantile(0.975, 19) == pytest.approx(2.093, abs=1e-3)  # the exact branch
 
 
 def test_mser_finds_the_end_of_a_known_warmup():

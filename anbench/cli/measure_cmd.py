@@ -45,8 +45,8 @@ from .common import app, format_option, host, parse_key_values, print_json, reso
 @click.option("--batches", type=click.IntRange(min=1), default=None,
               help="Fixed schedule: batches per window [device's, else 3].")
 @click.option("--wait-quiet", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="SECONDS",
-              help="Wait up to this long for a quiet host before measuring, and measure again once if the host "
-                   "was busy; 0 = do not wait (a busy host makes the measurement INVALID).")
+              help="Wait up to this long for a quiet host before measuring, and measure again within that time "
+                   "if the host was busy; 0 = do not wait (a busy host makes the measurement INVALID).")
 @click.option("--isolate", metavar="CORES", default=None,
               help="Pin this process to these cores (e.g. 2-3 or 0,2); threads default to their count.")
 @click.option("--channels-last/--no-channels-last", default=None,

@@ -27,9 +27,9 @@ def measure_watched(runner: DeviceRunner, request: MeasureRequest, policy: Engin
                     clock: Callable[[], float] = time.monotonic, wait=wait_for_quiet) -> Measurement:
     """Measure ``request`` on ``runner`` with a :class:`HostNoiseMonitor` around every timed run.
 
-    ``wait_quiet_s`` > 0: wait up to that long for a quiet host first, and when the result
-    is INVALID because the host was busy (or throttled), wait and measure once more within
-    the same allowance. The result records how long it waited.
+    ``wait_quiet_s`` > 0: wait up to that long for a quiet host first, and while a result is
+    INVALID because the host was busy (or throttled) and the allowance lasts, wait and
+    measure again. The result records how long it waited and how many attempts it took.
     """
     def make_monitor(facts: dict) -> HostNoiseMonitor:
         # runners whose work is on the host say how many threads they keep busy
@@ -44,7 +44,7 @@ def measure_watched(runner: DeviceRunner, request: MeasureRequest, policy: Engin
             left = max(deadline - clock(), 0.0)
             if left > 0:
                 idle = HostNoiseMonitor(threads=request.threads or None, limits=limits)
-                quiet, seconds, _ = wait(left, idle, on_wait=status)
+                _, seconds, _ = wait(left, idle, on_wait=status)
                 waited_s += seconds
         attempts += 1
         if status is not None:

@@ -434,13 +434,18 @@ def csv_columns(data: list[ExportRecord]) -> tuple[list[str], list[tuple[str, st
     pairs = [p for p in ANB_PLATFORM_KEYS if p in present]
     pairs += sorted(present - set(ANB_PLATFORM_KEYS), key=lambda p: (p[1], p[0]))
     header = ["id", "run", *RECORD_KEYS, "params_m", "macs_m", "val_top1", "val_top5", "train_time_s"]
-    header += sorted({name for item in data for name in task_metrics(item.train)})
+    header += task_metric_names(data)
     for metric, device in pairs:
         prefix = STORE_METRIC[metric]
         header += [f"{prefix}_{device}_mean", f"{prefix}_{device}_std"]
     if any("verdict" in r.metrics for item in data for r in item.measures.values()):
         header += [f"verdict_{device}" for device in _devices_in_order(pairs)]
     return header, pairs
+
+
+def task_metric_names(data: list[ExportRecord]) -> list[str]:
+    """The task metrics (:func:`task_metrics`) of any record, sorted: one CSV column each."""
+    return sorted({name for item in data for name in task_metrics(item.train)})
 
 
 def _devices_in_order(pairs: list[tuple[str, str]]) -> list[str]:
@@ -461,7 +466,7 @@ def export_csv(store: Store, out_dir: str | os.PathLike, overwrite: bool = False
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     summary = ExportSummary(Path(out_dir), architectures=len({r.stored.id for r in data}))
-    extra = header[header.index("train_time_s") + 1:len(header) - 2 * len(pairs)]
+    extra = task_metric_names(data)
     for item in data:
         info = model_info(item.stored, task_costs(item.train) or item.model_info)
         train = item.train.metrics if item.train else {}

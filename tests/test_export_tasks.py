@@ -60,12 +60,18 @@ def test_anb_json_record_holds_the_task_metric_its_origin_and_the_tasks_own_cost
 
 
 def test_csv_adds_one_column_per_task_metric(store, tmp_path):
+    store.add_result(StageResult(ARCH.id, "measure", "cpu", {"batch_size": 8},
+                                 {"throughput_ips_mean": 50.0, "throughput_ips_std": 1.0, "verdict": "VALID"},
+                                 dict(PROV), created_at="2024-01-01T00:00:00.000+00:00"))
     export_csv(store, tmp_path / "out")
     with open(tmp_path / "out" / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     header = list(rows[0])
-    assert header[header.index("train_time_s") + 1:] == ["macro_f1", "record_top1", "records", "window_top1"]
+    assert header[header.index("train_time_s") + 1:] == ["macro_f1", "record_top1", "records", "window_top1",
+                                                          "throughput_ips_cpu_mean", "throughput_ips_cpu_std",
+                                                          "verdict_cpu"]
     ecg = next(r for r in rows if r["id"] == ARCH.id)
     image = next(r for r in rows if r["id"] == IMAGE_ARCH.id)
     assert ecg["macro_f1"] == "0.625" and image["macro_f1"] == ""
+    assert (ecg["throughput_ips_cpu_mean"], ecg["verdict_cpu"]) == ("50.0", "VALID")
     assert float(ecg["macs_m"]) == count_costs_1d(ARCH, ECG).macs_m

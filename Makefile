@@ -14,7 +14,12 @@ PIP_PLUGINS := $(patsubst plugins/datasets,'plugins/datasets[ffcv]',$(PLUGINS))
 # kind of machine, and any looser request would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: install demo test clean
+# torch_xla is binary-tied to one torch build, so the tpu plugin's real tests run in their
+# own environment: torch and torch-xla pinned together on one pip line.
+XLA_VENV ?= .venv-xla
+TORCH_XLA := torch==2.9.0 torch-xla==2.9.0
+
+.PHONY: install demo test test-xla clean
 
 install: $(VENV)/.installed
 
@@ -39,5 +44,17 @@ test: install
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
+$(XLA_VENV)/.installed: pyproject.toml plugins/tpu_xla/pyproject.toml scripts/apt-packages.txt
+	bash scripts/install-system.sh
+	$(PYTHON) -m venv $(XLA_VENV)
+	$(XLA_VENV)/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(XLA_VENV)/bin/python -m pip install --quiet $(TORCH_XLA) -e . -e plugins/tpu_xla pytest
+	touch $@
+
+# the tpu plugin's tests against the real torch_xla on PJRT's CPU device
+test-xla: $(XLA_VENV)/.installed
+	PJRT_DEVICE=CPU $(XLA_VENV)/bin/python -m pytest -p no:cacheprovider plugins/tpu_xla/tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
 clean:
-	rm -rf $(VENV) $(DEMO) anbench.db anbench.db-wal anbench.db-shm
+	rm -rf $(VENV) $(XLA_VENV) $(DEMO) anbench.db anbench.db-wal anbench.db-shm

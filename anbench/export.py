@@ -204,10 +204,21 @@ def _records_of(stored: StoredArchitecture, results: list[StageResult], devices:
     return records
 
 
-def collect_records(store: Store, devices: dict[str, str] | None = None, dataset: str | None = None) -> list[ExportRecord]:
-    """Every record to export, architectures in store order (see the module docstring)."""
+def is_invalid(result: StageResult) -> bool:
+    """A measurement the engine judged INVALID (results without a verdict, e.g. imported, are not)."""
+    return result.metrics.get("verdict") == "INVALID"
+
+
+def collect_records(store: Store, devices: dict[str, str] | None = None, dataset: str | None = None,
+                    valid_only: bool = False) -> list[ExportRecord]:
+    """Every record to export, architectures in store order (see the module docstring).
+
+    ``valid_only`` leaves measurements judged INVALID out (the newest VALID one is used).
+    """
     by_arch: dict[str, list[StageResult]] = {}
     for result in store.results():
+        if valid_only and result.stage == "measure" and is_invalid(result):
+            continue
         by_arch.setdefault(result.arch_id, []).append(result)
     out = []
     for stored in store.architectures():
@@ -249,6 +260,9 @@ def _provenance_entry(result: StageResult, exported_as: str | None = None) -> di
         entry["exported_as"] = exported_as
     entry.update({"key": result.key, "settings": result.settings, "source": result.source,
                   "created_at": result.created_at, "provenance": result.provenance})
+    if "verdict" in result.metrics:
+        entry["verdict"] = result.metrics["verdict"]
+        entry["reasons"] = result.metrics.get("reasons", [])
     return entry
 
 
@@ -345,18 +359,20 @@ def _write(store: Store, fmt: str, out_dir: str | os.PathLike, overwrite: bool, 
 
 
 def export_anb_json(store: Store, out_dir: str | os.PathLike, overwrite: bool = False,
-                    devices: dict[str, str] | None = None, dataset: str | None = None) -> ExportSummary:
+                    devices: dict[str, str] | None = None, dataset: str | None = None,
+                    valid_only: bool = False) -> ExportSummary:
     """Write one ``result_<i>.json`` per record (module docstring) as the folder ``out_dir``.
 
     ``out_dir`` must be missing, empty, or an earlier anbench export (replaced only with
     ``overwrite``); see :mod:`anbench.export_dir`. ``devices`` (from
     :func:`parse_device_specs`) limits and renames the exported devices; ``dataset``
-    limits the training results to one dataset (default: the newest of any).
+    limits the training results to one dataset (default: the newest of any); ``valid_only``
+    leaves INVALID measurements out.
     """
     from .export_dir import check_target
 
     check_target(Path(out_dir), overwrite)  # refuse before the rendering
-    records = collect_records(store, devices, dataset)
+    records = collect_records(store, devices, dataset, valid_only)
     summary = ExportSummary(Path(out_dir), architectures=len({r.stored.id for r in records}))
     files = []
     for index, record in zip(assign_indices(records), records):
@@ -375,17 +391,24 @@ def csv_columns(data: list[ExportRecord]) -> tuple[list[str], list[tuple[str, st
     for metric, device in pairs:
         prefix = STORE_METRIC[metric]
         header += [f"{prefix}_{device}_mean", f"{prefix}_{device}_std"]
+    if any("verdict" in r.metrics for item in data for r in item.measures.values()):
+        header += [f"verdict_{device}" for device in _devices_in_order(pairs)]
     return header, pairs
 
 
+def _devices_in_order(pairs: list[tuple[str, str]]) -> list[str]:
+    return list(dict.fromkeys(device for _, device in pairs))
+
+
 def export_csv(store: Store, out_dir: str | os.PathLike, overwrite: bool = False,
-               devices: dict[str, str] | None = None, dataset: str | None = None) -> ExportSummary:
+               devices: dict[str, str] | None = None, dataset: str | None = None,
+               valid_only: bool = False) -> ExportSummary:
     """Write ``out_dir/results.csv``: one row per record (see :func:`csv_columns`); its ``run``
     column tells repeated records of one architecture apart. Folder rules as for anb-json."""
     from .export_dir import check_target
 
     check_target(Path(out_dir), overwrite)
-    data = collect_records(store, devices, dataset)
+    data = collect_records(store, devices, dataset, valid_only)
     header, pairs = csv_columns(data)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -398,6 +421,9 @@ def export_csv(store: Store, out_dir: str | os.PathLike, overwrite: bool = False
                train.get("val_top1"), train.get("val_top5"), train.get("train_time_s")]
         for metric, device in pairs:
             row += _perf_entry(metric, item.measures.get(device)).values()
+        if len(row) < len(header):  # the verdict columns
+            row += [(item.measures[d].metrics.get("verdict") if d in item.measures else None)
+                    for d in _devices_in_order(pairs)]
         writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row])
         summary.count(item)
     return _write(store, "csv", out_dir, overwrite, summary, [(CSV_NAME, buffer.getvalue().encode())])

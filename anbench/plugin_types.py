@@ -31,7 +31,12 @@ class MeasureRequest:
 
     ``artifact`` is set for devices that run compiled artifacts (DPUs); ``activation``
     and ``precision`` are the model variant; ``threads`` is a host-thread hint (0 = the
-    runner's default).
+    runner's default). ``mode`` is ``"inference"`` (forward passes) or ``"train"`` (forward,
+    backward and optimizer step per batch); a runner that cannot train raises
+    :class:`~anbench.errors.AnbenchError`. ``options`` are device-specific switches
+    (``channels_last``, ``cuda_graphs``, ``compile``, ``input``); a runner refuses options it
+    does not know. Both enter ``settings()`` only when not default, so earlier results keep
+    their keys.
     """
 
     arch: Architecture
@@ -42,9 +47,11 @@ class MeasureRequest:
     threads: int = 0
     artifact: Path | None = None
     seed: int = 0
+    mode: str = "inference"
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def settings(self) -> dict[str, Any]:
-        return {
+        settings = {
             "batch_size": self.batch_size,
             "input_shape": list(self.input_shape),
             "activation": self.activation,
@@ -52,16 +59,35 @@ class MeasureRequest:
             "threads": self.threads,
             "artifact": str(self.artifact) if self.artifact else None,
         }
+        if self.mode != "inference":
+            settings["mode"] = self.mode
+        if self.options:
+            settings["options"] = dict(sorted(self.options.items()))
+        return settings
 
 
 class DeviceRunner(Availability, Protocol):
     """A device that runs inference. See :func:`anbench.hookspecs.register_devices`.
 
-    Optional methods (``anbench measure`` uses them when present):
+    Optional members the core uses when present:
 
+    * ``resolve_request(request) -> MeasureRequest``: fill in the defaults the runner would
+      pick (thread count for ``threads=0``, option defaults), so stored settings say what ran.
+    * ``timed_run(prepared, batches) -> float | (float, str)``: like ``run`` but returns the
+      seconds the device took, from a device timer (CUDA events); a non-empty string
+      discards the window with that reason (XLA compiled during it).
+    * ``min_batch_size``: the smallest batch the device runs (latency is measured there).
+    * ``default_batch_size`` / ``default_precision``: what ``anbench measure`` uses when the
+      user gives none.
+    * ``fixed_schedule(batch_size) -> {"warmup_batches", "repeats", "batches_per_repeat"}``:
+      the original pipeline's fixed procedure on this device (``--schedule fixed``).
+    * ``device_monitor(prepared)``: an engine ``HostMonitor`` for the device itself (GPU
+      clocks, power, temperature before/after; reasons such as clock throttling).
+    * ``describe()`` is called again after ``prepare`` so facts reflect what is in force.
     * ``with_options(options: dict) -> DeviceRunner``: a runner configured by the command's
       device options (``--host``, ``--identity``, ``--on-board``, ``--option K=V``);
-      a device without it refuses those options;
+      a device without it takes ``--option`` values as ``request.options`` when it has
+      ``resolve_request``, and refuses them otherwise.
     * ``measure_on_device(request) -> dict``: the device times itself (a remote board) and
       returns flat metrics (``latency_ms_mean``, ``throughput_ips_mean``, ... and
       optionally ``verdict``) instead of the core timing ``run()``. Such devices get

@@ -11,7 +11,8 @@ from .common import app, format_option, print_json, print_table
 
 # The metrics a results table shows per stage (everything is in --format json).
 _MAIN_METRICS = {
-    "measure": ("throughput_ips_mean", "throughput_ips_std", "latency_ms_mean", "latency_ms_std"),
+    "measure": ("throughput_ips_mean", "throughput_ips_std", "train_throughput_ips_mean", "latency_ms_mean",
+                "latency_ms_std", "verdict"),
     "train": ("val_top1", "val_top5", "train_time_s"),
 }
 # Above this many matching results a plain `anbench results` summarises instead of listing.
@@ -138,7 +139,9 @@ def results_cmd(stage, target, arch_prefix, limit, show_all, only_summary, fmt):
               "(default: the newest training result of any dataset).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier anbench export in --out (the files its manifest "
               "lists, unchanged). A folder holding anything else is refused: anbench never removes files it did not write.")
-def export_cmd(fmt, out_dir, devices, dataset, overwrite):
+@click.option("--valid-only", is_flag=True, help="Leave measurements judged INVALID out (the newest VALID one "
+              "of a device is exported; none: null).")
+def export_cmd(fmt, out_dir, devices, dataset, overwrite, valid_only):
     """Export every record: each imported record under its own index, plus anbench's own.
 
     anb-json writes files that Accel-NASBench loads as they are: the 28 architecture
@@ -147,7 +150,9 @@ def export_cmd(fmt, out_dir, devices, dataset, overwrite):
     follow as latency_<device>/throughput_<device>. Provenance of anbench's own results
     sits under an extra top-level key "anbench", which the loader ignores. An imported
     record comes back equal to its file; anbench's newest result of a device (or
-    training) a record lacks is added to every record of that architecture.
+    training) a record lacks is added to every record of that architecture. A
+    measurement's verdict (VALID or INVALID, with reasons) sits in its provenance entry
+    and, in CSV, in verdict_<device> columns; --valid-only leaves INVALID ones out.
 
     The folder is written beside --out and renamed into place at the end, with a
     manifest (anbench-export.json: files, sha256, counts, version, store fingerprint):
@@ -158,13 +163,15 @@ def export_cmd(fmt, out_dir, devices, dataset, overwrite):
       anbench export --format anb-json --out dataset/
       anbench export --format anb-json --out dataset/ --device cuda=a100 --overwrite
       anbench export --format csv --out tables/
+      anbench export --format anb-json --out dataset/ --valid-only
     """
     from ..export import export, parse_device_specs
 
     store = app().store()
     if not store.count_architectures():
         raise AnbenchError(f"nothing to export: the store {store.path} holds no architectures")
-    summary = export(store, fmt, out_dir, overwrite=overwrite, devices=parse_device_specs(devices), dataset=dataset)
+    summary = export(store, fmt, out_dir, overwrite=overwrite, devices=parse_device_specs(devices), dataset=dataset,
+                     valid_only=valid_only)
     measured = ", ".join(f"{d} {n}" for d, n in sorted(summary.measured.items())) or "none"
     what = f"{summary.files} result files" if fmt == "anb-json" else "results.csv"
     click.echo(f"wrote {what} to {summary.out_dir} ({_plural(summary.records, 'record')} of "

@@ -55,7 +55,7 @@ def test_compile_then_measure_on_board_then_export(vitis, run_cli, tmp_path, mon
     assert measured.exit_code == 0, measured.output
     out = tmp_path / "anb"
     assert run_cli("export", "--format", "anb-json", "--out", out).exit_code == 0
-    perf = json.loads(next(out.iterdir()).read_text())["platform_perf"]
+    perf = json.loads(next(out.glob("result_*.json")).read_text())["platform_perf"]
     assert perf["latency_zcu102"]["latency_mean"] == pytest.approx(4.0, rel=0.05)
     assert perf["throughput_zcu102"]["throughput_mean"] == pytest.approx(1 / 0.004, rel=0.05)
     assert perf["latency_vck190"]["latency_mean"] is None

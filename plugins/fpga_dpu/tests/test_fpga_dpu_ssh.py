@@ -52,7 +52,7 @@ def test_compile_measure_over_ssh_and_export(ssh_env, run_cli, tmp_path):
 
     out = tmp_path / "anb"
     assert run_cli("export", "--format", "anb-json", "--out", out).exit_code == 0
-    record = json.loads(next(out.iterdir()).read_text())
+    record = json.loads(next(out.glob("result_*.json")).read_text())
     perf = record["platform_perf"]
     for key in ("latency_zcu102", "latency_vck190", "throughput_zcu102", "throughput_vck190"):
         metric = key.split("_")[0]

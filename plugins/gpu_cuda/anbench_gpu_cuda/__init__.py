@@ -1,9 +1,14 @@
 """anbench plugin ``gpu_cuda``: the ``cuda`` device runner and the ``cuda`` trainer.
 
-PyTorch inference on an NVIDIA GPU the way the Accel-NASBench GPU measurements ran it:
-random-weight network in deploy mode, ``channels_last``, fp16 autocast or fp32, under
-``torch.inference_mode``. ``run()`` synchronises the device before it returns, so the
-caller's wall clock measures finished work.
+PyTorch inference (or ``--mode train`` steps) on an NVIDIA GPU the way the Accel-NASBench
+GPU measurements ran it: random-weight network in deploy mode, ``channels_last``, fp16
+autocast or fp32, under ``torch.inference_mode``. ``run()`` synchronises the device before
+it returns; ``timed_run()`` times a window with CUDA events and no host synchronisation
+inside it. Options: CUDA graphs, ``torch.compile``, inputs staged on the device or copied
+from pinned host memory per batch (end to end), all recorded. The environment block
+(GPU name, driver, clocks, power, temperature) is taken before and after each measurement
+through NVML or nvidia-smi; a GPU that reports thermal or power-brake slowdown makes the
+measurement INVALID.
 
 The runner takes any ``torch.device``: ``CudaDevice(device="cpu")`` runs the same code
 path on the CPU (synchronisation is then a no-op), which is how it is tested on machines

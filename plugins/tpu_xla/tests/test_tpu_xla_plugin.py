@@ -1,4 +1,7 @@
-"""The tpu device placeholder: registered, honest about what is missing, never imports torch_xla."""
+"""The tpu device without torch_xla: registered, honest about what is missing, never imports torch_xla.
+
+The real runner on PJRT CPU is tested in test_tpu_xla_real.py (``make test-xla``).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,11 @@ import pytest
 
 import anbench_tpu_xla
 from anbench.errors import AnbenchError
+from anbench.searchspace import named
+from anbench.plugin_types import MeasureRequest
 from anbench.testing import DeviceContract, register_test_plugin
 from anbench_tpu_xla import TpuDevice
+from anbench_tpu_xla.runner import tpu_generation
 
 
 def test_registers_tpu(anbench_host):
@@ -22,6 +28,7 @@ def test_registers_tpu(anbench_host):
 
 def test_import_and_availability_never_import_torch_xla():
     code = ("import sys, anbench_tpu_xla; d = anbench_tpu_xla.TpuDevice(); d.availability(); d.describe(); "
+            "d.default_batch_size; d.fixed_schedule(64); "
             "print(sorted(m for m in ('torch', 'torch_xla') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -30,20 +37,32 @@ def test_import_and_availability_never_import_torch_xla():
 def test_availability_without_torch_xla(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch_xla" else real(name, *a))
-    assert TpuDevice().availability() == "torch_xla is not installed"
+    runner = TpuDevice()
+    assert runner.availability().startswith("torch_xla is not installed")
+    with pytest.raises(AnbenchError, match="torch_xla is not installed"):
+        runner.prepare(MeasureRequest(named("smallest"), 2))
 
 
-def test_with_torch_xla_it_still_says_it_is_not_implemented(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "torch_xla" else real(name, *a))
-    assert "arrives with the TPU issue" in TpuDevice().availability()
+@pytest.mark.parametrize("env, generation, batch", [
+    ({"TPU_ACCELERATOR_TYPE": "v2-8"}, 2, 64),
+    ({"TPU_ACCELERATOR_TYPE": "v3-8"}, 3, 128),
+    ({"ACCELERATOR_TYPE": "v4-8"}, 4, 128),
+    ({}, None, 128),
+])
+def test_default_batch_follows_the_tpu_generation(monkeypatch, env, generation, batch):
+    for var in ("TPU_ACCELERATOR_TYPE", "ACCELERATOR_TYPE"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert tpu_generation() == generation
+    assert TpuDevice().default_batch_size == batch
 
 
-def test_prepare_and_run_say_when_they_arrive():
-    with pytest.raises(AnbenchError, match="arrives with the TPU issue"):
-        TpuDevice().prepare(None)
-    with pytest.raises(AnbenchError, match="arrives with the TPU issue"):
-        TpuDevice().run(None, 1)
+def test_defaults_are_the_original_procedure():
+    runner = TpuDevice()
+    assert runner.default_precision == "bf16"
+    assert runner.fixed_schedule(128) == {"warmup_batches": 300, "repeats": 4, "batches_per_repeat": 50}
+    assert runner.describe()["cores_used"] == 1
 
 
 class TestTpuContract(DeviceContract):

@@ -6,7 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO := demo-out
-PLUGINS := plugins/datasets plugins/gpu_cuda plugins/tpu_xla plugins/fpga_dpu
+PLUGINS := plugins/datasets plugins/gpu_cuda plugins/tpu_xla plugins/fpga_dpu plugins/wandb_tracker
+# the datasets plugin with its FFCV extra: the ImageNet tests read real FFCV files
+PIP_PLUGINS := $(patsubst plugins/datasets,'plugins/datasets[ffcv]',$(PLUGINS))
 
 # torch is pinned on the same pip line as everything else: a CPU build lies on this
 # kind of machine, and any looser request would pull a multi-GB CUDA build.
@@ -25,18 +27,16 @@ $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) scrip
 	bash scripts/install-system.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet "$(TORCH)" -e '.[test]' $(addprefix -e ,$(PLUGINS))
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e '.[test]' $(addprefix -e ,$(PIP_PLUGINS))
 	touch $@
 
 demo: install
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(BIN)/anbench --store $(DEMO)/anbench.db sample -n 4 --seed 1 --save
-	$(BIN)/anbench --store $(DEMO)/anbench.db arch info efficientnet-b0
-	$(BIN)/anbench --store $(DEMO)/anbench.db measure --device cpu --from-store --arch efficientnet-b0 \
-		--batch-size 8 --repeats 3 --batches 2
+	$(BIN)/anbench --store $(DEMO)/anbench.db train --dataset synthetic -n 3 --seed 1 --epochs 2
+	$(BIN)/anbench --store $(DEMO)/anbench.db measure --device cpu --from-store --batch-size 8 --repeats 3 --batches 2
 	$(BIN)/anbench --store $(DEMO)/anbench.db results
-	$(BIN)/anbench --store $(DEMO)/anbench.db export --format anb-json --out $(DEMO)/anb
-	$(BIN)/anbench --store $(DEMO)/anbench.db export --format csv --out $(DEMO)/csv
+	$(BIN)/anbench --store $(DEMO)/anbench.db export --format anb-json --dataset synthetic --out $(DEMO)/anb
+	$(BIN)/anbench --store $(DEMO)/anbench.db export --format csv --dataset synthetic --out $(DEMO)/csv
 	@echo "demo records: $$(ls $(DEMO)/anb | wc -l) ANB JSON files in $(DEMO)/anb, CSV in $(DEMO)/csv"
 
 # pytest exits 5 when it collects nothing: that must fail, like any failing test.

@@ -86,6 +86,25 @@ def register_compilers(register):
     """
 
 
+@hookspec
+def register_trackers(register):
+    """Register experiment trackers (wandb, ...) that ``anbench train --<name>`` turns on.
+
+    :param register: call ``register(tracker)`` once per tracker. ``tracker`` implements
+        :class:`anbench.plugin_types.Tracker`: ``name``, ``summary``, ``availability()``,
+        ``start(run) -> handle`` with a :class:`anbench.plugin_types.TrackerRun`,
+        ``log_epoch(handle, row)`` and ``finish(handle, metrics, checkpoint)``.
+    :returns: nothing.
+
+    Trackers are called on rank 0 only. Credentials come from the environment or netrc,
+    never from a command-line option, a log line, a run config or the store. A tracker
+    that cannot reach its service says so once and works offline (or not at all), never
+    failing the training.
+
+    .. versionadded:: 0.2
+    """
+
+
 # --- command line --------------------------------------------------------------------
 
 

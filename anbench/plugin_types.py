@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 from .searchspace import Architecture
 
@@ -113,33 +113,173 @@ class DeviceRunner(Availability, Protocol):
 # --- datasets / trainers / compilers ---------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DataRequest:
+    """What a trainer asks a dataset for: one pass over one split, as batches.
+
+    * ``split``: ``"train"`` or ``"val"`` (the split the reported metric comes from).
+    * ``batch_size``: samples per batch *in this process* (per rank).
+    * ``resolution``: square side in pixels for ``image2d`` datasets (train: the output of
+      the random-resized-crop at this epoch's progressive-resizing size; val: the
+      centre-crop output); ``None`` for ``seq1d`` datasets (their length is fixed).
+    * ``epoch``: 0-based epoch; with ``seed`` it fixes the train order, so the same
+      (seed, epoch) gives the same batches on every run (resume depends on it).
+    * ``seed``: the per-model seed; two models of a sweep see different orders.
+    * ``rank`` / ``world_size``: this process's share. Train: each rank gets a disjoint
+      ``1/world_size`` of the epoch's permutation, equal-sized across ranks (DDP needs the
+      same number of steps everywhere). Val: each rank gets a disjoint share and together
+      they cover every sample exactly once (no padding, no duplicates), so sample-weighted
+      reduction gives the exact whole-split metric.
+    * ``data_dir``: the folder with the dataset's files (``None``: the dataset's default,
+      usually an environment variable).
+    * ``max_samples``: use only the first ``max_samples`` samples of the split (proxies, smoke
+      runs, tests); ``None`` for all.
+    * ``num_workers``: loader worker processes or threads (0: in this process).
+    * ``drop_last``: drop a last partial batch (train: yes, val: never).
+    * ``crop_ratio``: validation centre-crop ratio (224/256 in the proxified recipe).
+    * ``device``: where the consumer runs (``"cpu"``, ``"cuda:0"``); a loader may put
+      tensors there itself (FFCV's ``ToDevice``), else the trainer moves them.
+    """
+
+    split: str
+    batch_size: int
+    resolution: int | None = None
+    epoch: int = 0
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    data_dir: Path | None = None
+    max_samples: int | None = None
+    num_workers: int = 0
+    drop_last: bool = False
+    crop_ratio: float = 224 / 256
+    device: str = "cpu"
+
+
 class Dataset(Availability, Protocol):
+    """A dataset a trainer reads. See :func:`anbench.hookspecs.register_datasets`.
+
+    Required: the attributes below, ``loader`` and ``evaluate``. Optional (the trainer
+    uses ``getattr`` with the defaults given): ``multilabel`` (False), ``streamable_metrics``
+    (False), ``recipe_defaults`` ({}), ``build_model`` (absent: the 2-D AccelNet with
+    ``num_classes`` outputs) and ``check`` (absent: only ``availability()`` is asked).
+    """
+
     task: str  # "image2d" | "seq1d"
     num_classes: int
     input_shape: tuple[int, ...]
+    #: name of the headline metric in ``evaluate``'s result, higher is better
+    #: (``"top1"`` for images, ``"f1"`` for ECG, ``"auroc"`` for DeepSEA)
+    metric_name: str
+
+    def loader(self, request: DataRequest) -> Iterable[tuple[Any, ...]]:
+        """Batches of one pass over ``request.split`` for this rank.
+
+        Each batch is ``(inputs, targets)`` or ``(inputs, targets, groups)``: ``inputs`` a float
+        tensor ``N x input_shape`` (image2d: ``N x 3 x res x res``, normalised); ``targets``
+        int64 class indices of shape ``N`` (``multilabel``: float ``N x num_classes``);
+        ``groups`` (optional, val only) int64 ids of shape ``N`` telling which samples form one
+        evaluation unit (e.g. windows of one ECG recording), handed to :meth:`evaluate`.
+        May be iterated once; ``len()`` (number of batches), when offered, drives progress.
+        Raise :class:`anbench.errors.AnbenchError` (one line) for missing or corrupt files.
+        """
+
+    def evaluate(self, outputs: Any, targets: Any, groups: Any = None) -> dict[str, float]:
+        """Task metrics over samples: ``outputs`` are the network's raw outputs (logits,
+        ``N x num_classes`` float tensor, on the CPU), ``targets``/``groups`` as yielded by
+        :meth:`loader`. Returns a flat dict of floats that holds ``metric_name``;
+        classification reports percentages (``top1``, ``top5``).
+
+        With ``streamable_metrics = True`` every returned value is a mean over samples, so
+        the trainer may call this per batch and combine the results weighted by batch size
+        (exact for top-1/top-5, and cheap: no logits are kept). Otherwise the trainer
+        gathers the whole split's outputs (from every rank) and calls it once.
+        """
 
 
 @dataclass(frozen=True)
 class TrainRequest:
+    """Train ``arch`` on ``dataset`` with the effective ``recipe`` (see :mod:`anbench.train.recipe`).
+
+    ``run_dir`` is this model's own directory (keyed by the work item): the trainer keeps
+    its epoch checkpoint there and, with ``resume``, continues from it. ``seed`` is the
+    per-model seed (weights, data order, stochastic depth). ``data`` is the registered
+    :class:`Dataset` object (``None``: look ``dataset`` up in the plugin registry);
+    ``data_dir`` overrides the dataset's default location. ``on_epoch(row)`` is called after
+    every epoch with that epoch's curve row (on every rank; callers log on rank 0 only);
+    ``status(text)`` receives short live progress text. Under ``torch.distributed`` the
+    trainer runs DDP over the initialised process group.
+    """
+
     arch: Architecture
     dataset: str
     recipe: dict[str, Any]
     run_dir: Path
     seed: int
+    data: Any = None
+    data_dir: Path | None = None
+    resume: bool = True
+    on_epoch: Callable[[dict[str, Any]], None] | None = None
+    status: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    val_top1: float
+    """Accuracies in percent; ``train_time_s`` positive wall seconds of the whole training
+    (validation included, resumed parts summed); ``metric_epochs`` the 0-based epochs the
+    final metrics come from. ``metrics`` holds every final metric by name (``val_top1``,
+    ``val_top5``, ``val_loss``, ``val_<metric_name>``...); ``curves`` one row per finished
+    epoch. ``verdict`` is ``"VALID"``, ``"DIVERGED"`` (non-finite loss) or ``"FAILED"``
+    (e.g. out of memory; ``extra["error"]`` says what).
+    """
+
+    val_top1: float | None
     val_top5: float | None
     train_time_s: float
     metric_epochs: tuple[int, ...]
     checkpoint: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    curves: tuple[dict[str, Any], ...] = ()
+    verdict: str = "VALID"
 
 
 class Trainer(Availability, Protocol):
+    """Hardware that runs the training loop. ``describe()`` gives provenance facts (no secrets)."""
+
+    def describe(self) -> dict[str, Any]: ...
+
     def train(self, request: TrainRequest) -> TrainResult: ...
+
+
+# --- trackers --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrackerRun:
+    """One tracked training run (one model). ``config`` is JSON-able and secret-free: the
+    effective recipe, the architecture record, seeds, dataset, trainer and the store key.
+    ``options`` are the tracker's own command-line settings (e.g. ``project``, ``entity``);
+    ``directory`` is where the tracker may write local files."""
+
+    name: str
+    group: str
+    config: dict[str, Any]
+    directory: Path
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Tracker(Availability, Protocol):
+    """An experiment tracker. See :func:`anbench.hookspecs.register_trackers`."""
+
+    def start(self, run: TrackerRun) -> Any:
+        """Open a run; return an opaque handle."""
+
+    def log_epoch(self, handle: Any, row: dict[str, Any]) -> None:
+        """Log one epoch's curve row (``epoch`` is its step)."""
+
+    def finish(self, handle: Any, metrics: dict[str, Any], checkpoint: Path | None) -> None:
+        """Log the final metrics (and the weights file as an artifact when given); close."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ BUILTIN_MODULES = {
     "cpu": "anbench.builtin.cpu",
     "synthetic": "anbench.builtin.synthetic",
 }
-KINDS = ("devices", "datasets", "trainers", "compilers")
+KINDS = ("devices", "datasets", "trainers", "compilers", "trackers")
 
 
 @dataclass
@@ -103,6 +103,9 @@ class Registry:
 
     def trainer(self, name: str):
         return self.get("trainers", name)
+
+    def tracker(self, name: str):
+        return self.get("trackers", name)
 
     def compiler_for_target(self, target: str):
         try:

@@ -158,8 +158,43 @@ def test_hook_register_trainers(site):
     trainer = host.registry.trainer("toytrainer")
     assert trainer.train(None).val_top1 == 50.0
     assert host.infos["toytrain"].hooks == ["register_trainers"]
-    with pytest.raises(AnbenchError, match="unknown trainer 'nope'; known trainers: toytrainer"):
+    with pytest.raises(AnbenchError, match="unknown trainer 'nope'; known trainers: cpu, toytrainer"):
         host.registry.trainer("nope")
+
+
+def test_hook_register_trackers(site, tmp_path):
+    site.install("toytrack", '''
+    LOG = []
+
+    class Tracker:
+        name = "toytracker"
+        summary = "remembers what it is told"
+        def availability(self):
+            return None
+        def start(self, run):
+            LOG.append(("start", run.name, run.group))
+            return run.name
+        def log_epoch(self, handle, row):
+            LOG.append(("epoch", handle, row["epoch"]))
+        def finish(self, handle, metrics, checkpoint):
+            LOG.append(("finish", handle, metrics["val_top1"]))
+
+    @hookimpl
+    def register_trackers(register):
+        register(Tracker())
+    ''')
+    from anbench.plugin_types import TrackerRun
+
+    host = site.host()
+    tracker = host.registry.tracker("toytracker")
+    handle = tracker.start(TrackerRun("model-1", "sweep-a", {"epochs": 1}, tmp_path))
+    tracker.log_epoch(handle, {"epoch": 0})
+    tracker.finish(handle, {"val_top1": 12.5}, None)
+    assert __import__(host.infos["toytrack"].module).LOG == [("start", "model-1", "sweep-a"), ("epoch", "model-1", 0),
+                                          ("finish", "model-1", 12.5)]
+    assert host.infos["toytrack"].provides["trackers"] == ["toytracker"]
+    with pytest.raises(AnbenchError, match="unknown tracker 'nope'; known trackers: toytracker"):
+        host.registry.tracker("nope")
 
 
 def test_hook_register_compilers(site):

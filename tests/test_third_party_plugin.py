@@ -18,6 +18,8 @@ anbench and the plugins shadow the editable ones of the outer environment.
 
 from __future__ import annotations
 
+import importlib.util
+
 import json
 import os
 import shutil
@@ -210,10 +212,13 @@ def test_real_plugin_distributions_are_listed_with_availability(venv):
     for dist, name in REAL_PLUGINS.items():
         assert listing[name]["distribution"] == dist and listing[name]["version"] == "0.1.0"
         assert listing[name]["error"] is None and not listing[name]["builtin"]
-    assert listing["cpu"]["builtin"] and listing["cpu"]["availability"] == {"devices": {"cpu": None}}
+    assert listing["cpu"]["builtin"] and listing["cpu"]["availability"] == {"devices": {"cpu": None},
+                                                                          "trainers": {"cpu": None}}
     assert listing["synthetic"]["availability"] == {"datasets": {"synthetic": None}}
     assert listing["datasets"]["availability"]["datasets"] == {
-        "imagenet": "ffcv is not installed",
+        # the test venv sees this environment's packages: ffcv is there after `make install`
+        "imagenet": "ffcv is not installed" if importlib.util.find_spec("ffcv") is None
+                    else "set ANBENCH_IMAGENET_DIR to the folder with the train/val .ffcv files",
         "ecg": "set ANBENCH_ECG_DIR to the folder with challenge2017.pkl",
         "satellite": "set ANBENCH_SATELLITE_DIR to the folder with satellite_train.npy or satellite_train.beton "
                      "and satellite_test.npy or satellite_test.beton",

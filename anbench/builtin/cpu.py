@@ -110,3 +110,10 @@ def _cpu_model() -> str:
 @hookimpl
 def register_devices(register):
     register(CpuDevice())
+
+
+@hookimpl
+def register_trainers(register):
+    from ..train.cpu_trainer import CpuTrainer
+
+    register(CpuTrainer())

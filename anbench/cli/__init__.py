@@ -91,7 +91,8 @@ def cli(ctx: click.Context, store_path: str) -> None:
 
 
 def _register_commands() -> None:
-    from . import arch_cmds, compile_cmd, data, measure_cmd, plugin_cmds, report_cmd, store_cmds
+    from . import (arch_cmds, collect_cmd, compile_cmd, data, data_group, measure_cmd, plugin_cmds, report_cmd,
+                   store_cmds, train_cmd)
 
     cli.add_command(arch_cmds.sample_cmd)
     cli.add_command(arch_cmds.arch_group)
@@ -104,6 +105,9 @@ def _register_commands() -> None:
     cli.add_command(plugin_cmds.doctor_cmd)
     cli.add_command(store_cmds.store_group)
     cli.add_command(report_cmd.report_cmd)
+    cli.add_command(train_cmd.train_cmd)
+    cli.add_command(collect_cmd.collect_cmd)
+    cli.add_command(data_group.data_group)
 
 
 def _load_plugins() -> None:

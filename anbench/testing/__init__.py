@@ -11,8 +11,10 @@ Classes to subclass (they are not collected themselves; name your subclass ``Tes
 
 * :class:`DeviceContract`: the conformance suite for a device runner; provide a
   ``device_runner`` fixture.
-* :class:`DatasetContract` / :class:`CompilerContract`: the smaller suites for the other
-  registries; provide ``dataset`` / ``compiler`` fixtures.
+* :class:`DatasetContract` / :class:`CompilerContract` / :class:`TrackerContract`: the
+  smaller suites for the other registries; provide ``dataset`` / ``compiler`` / ``tracker``
+  fixtures. The dataset suite also reads a few samples through ``loader`` when the
+  dataset is available.
 
 Helper: :func:`register_test_plugin` registers a module or object with ``@anbench.hookimpl``
 functions on a host (re-collecting its registries) or on a bare pluggy manager.
@@ -20,7 +22,8 @@ functions on a host (re-collecting its registries) or on a bare pluggy manager.
 Importing this package is cheap: it imports neither torch nor any vendor SDK.
 """
 
-from .contract import CompilerContract, DatasetContract, DeviceContract, SECRET_KEY_WORDS
+from .contract import CompilerContract, DatasetContract, DeviceContract, SECRET_KEY_WORDS, TrackerContract
 from .helpers import register_test_plugin
 
-__all__ = ["CompilerContract", "DatasetContract", "DeviceContract", "SECRET_KEY_WORDS", "register_test_plugin"]
+__all__ = ["CompilerContract", "DatasetContract", "DeviceContract", "SECRET_KEY_WORDS", "TrackerContract",
+           "register_test_plugin"]

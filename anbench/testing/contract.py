@@ -264,6 +264,77 @@ class DatasetContract(_RegisteredContract):
     def test_num_classes_is_positive(self, dataset):
         assert isinstance(dataset.num_classes, int) and dataset.num_classes > 0
 
+    # -- reading data (skipped when the dataset's files are not here) --
+
+    #: samples per split the loader checks read (keep it small)
+    contract_max_samples = 8
+
+    @pytest.fixture
+    def available_dataset(self, dataset):
+        reason = dataset.availability()
+        if reason is not None:
+            pytest.skip(f"dataset {dataset.name!r} is not available here: {reason}")
+        return dataset
+
+    def contract_data_request(self, dataset, split: str, **changes):
+        from ..plugin_types import DataRequest
+
+        fields = dict(split=split, batch_size=4, max_samples=self.contract_max_samples,
+                      resolution=dataset.input_shape[-1] if dataset.task == "image2d" else None)
+        fields.update(changes)
+        return DataRequest(**fields)
+
+    def _batches(self, dataset, split: str, **changes) -> list:
+        return list(dataset.loader(self.contract_data_request(dataset, split, **changes)))
+
+    def test_metric_name_is_a_string(self, dataset):
+        assert isinstance(dataset.metric_name, str) and _NAME_RE.match(dataset.metric_name), dataset.metric_name
+
+    @pytest.mark.parametrize("split", ["train", "val"])
+    def test_loader_yields_shaped_batches(self, available_dataset, split):
+        import torch
+
+        batches = self._batches(available_dataset, split)
+        assert batches, f"the {split} loader yielded no batch from {self.contract_max_samples} samples"
+        for batch in batches:
+            assert len(batch) in (2, 3), "a batch is (inputs, targets) or (inputs, targets, groups)"
+            inputs, targets = batch[0], batch[1]
+            assert inputs.is_floating_point() and inputs.shape[0] == targets.shape[0] <= 4
+            assert tuple(inputs.shape[1:]) == tuple(available_dataset.input_shape), inputs.shape
+            if getattr(available_dataset, "multilabel", False):
+                assert tuple(targets.shape[1:]) == (available_dataset.num_classes,)
+            else:
+                assert targets.dtype == torch.int64 and targets.ndim == 1
+                assert int(targets.min()) >= 0 and int(targets.max()) < available_dataset.num_classes
+
+    def test_train_order_depends_only_on_seed_and_epoch(self, available_dataset):
+        import torch
+
+        def targets(**changes):
+            return torch.cat([b[1] for b in self._batches(available_dataset, "train", **changes)])
+
+        assert torch.equal(targets(seed=3, epoch=1), targets(seed=3, epoch=1))
+
+    def test_val_shares_of_two_ranks_cover_the_split_once(self, available_dataset):
+        whole = sum(b[1].shape[0] for b in self._batches(available_dataset, "val"))
+        shares = [sum(b[1].shape[0] for b in self._batches(available_dataset, "val", rank=r, world_size=2))
+                  for r in (0, 1)]
+        assert sum(shares) == whole and abs(shares[0] - shares[1]) <= 1, (shares, whole)
+
+    def test_evaluate_returns_the_metric(self, available_dataset):
+        import torch
+
+        batches = self._batches(available_dataset, "val")
+        targets = torch.cat([b[1] for b in batches])
+        groups = torch.cat([b[2] for b in batches]) if len(batches[0]) > 2 else None
+        if getattr(available_dataset, "multilabel", False):
+            outputs = targets.float() * 20 - 10  # confident and right
+        else:
+            outputs = torch.nn.functional.one_hot(targets, available_dataset.num_classes).float() * 10
+        metrics = available_dataset.evaluate(outputs, targets, groups)
+        assert available_dataset.metric_name in metrics, metrics
+        assert all(isinstance(v, float) for v in metrics.values()), metrics
+
 
 class CompilerContract(_RegisteredContract):
     """Conformance suite for a :class:`anbench.plugin_types.Compiler`; provide ``compiler``."""
@@ -293,3 +364,23 @@ class CompilerContract(_RegisteredContract):
         with pytest.raises(AnbenchError) as info:
             compiler.compile(CompileRequest(named("smallest"), compiler.targets[0], tmp_path))
         assert _one_line(str(info.value))
+
+
+class TrackerContract(_RegisteredContract):
+    """Conformance suite for a :class:`anbench.plugin_types.Tracker`; provide ``tracker``.
+
+    It checks the registration contract and the methods' presence; a plugin's own tests
+    drive a real run (offline) through ``anbench train --<tracker>``.
+    """
+
+    @pytest.fixture
+    def tracker(self):
+        pytest.fail("a TrackerContract subclass must define a `tracker` fixture")
+
+    @pytest.fixture
+    def registered(self, tracker):
+        return tracker
+
+    def test_has_the_tracker_methods(self, tracker):
+        for method in ("start", "log_epoch", "finish"):
+            assert callable(getattr(tracker, method, None)), f"a tracker needs a {method}() method"

@@ -30,3 +30,10 @@ __all__ = ["DATASETS", "DeepSeaDataset", "EcgDataset", "ImageNetDataset", "Satel
 def register_datasets(register):
     for dataset_class in DATASETS:
         register(dataset_class())
+
+
+@hookimpl
+def register_commands(cli):
+    from . import imagenet_cli
+
+    imagenet_cli.register(cli)

@@ -44,27 +44,88 @@ class _FolderDataset:
 
 
 class ImageNetDataset(_FolderDataset):
+    """ImageNet-1k read with FFCV (``train*.ffcv``/``val*.ffcv``), or without ffcv from
+    ``train/`` and ``val/`` ImageFolders through a Pillow DataLoader (see :mod:`.imagenet`)."""
+
     name = "imagenet"
-    summary = "ImageNet-1k from FFCV files (train/val .ffcv or .beton), 1000 classes"
+    metric_name = "top1"
+    summary = "ImageNet-1k from FFCV files (train/val .ffcv or .beton), 1000 classes; ImageFolder fallback"
     task = "image2d"
     num_classes = 1000
     input_shape = (3, 224, 224)
     env_var = "ANBENCH_IMAGENET_DIR"
     required = (("train*.ffcv", "train*.beton"), ("val*.ffcv", "val*.beton"))
-    needs_module = ("ffcv", "ffcv")
+    streamable_metrics = True  # top-1/top-5 are per-sample means: reduced batch by batch
+
+    def _folder(self, data_dir: Path | None) -> Path | None:
+        return Path(data_dir).expanduser() if data_dir is not None else self.data_dir()
+
+    def _fallback_ready(self, folder: Path | None) -> bool:
+        from .imagenet import image_folder
+
+        return folder is not None and folder.is_dir() and all(image_folder(folder, s) for s in ("train", "val"))
 
     def availability(self) -> str | None:
-        if importlib.util.find_spec("ffcv") is None:
-            return "ffcv is not installed"
         folder = self.data_dir()
+        if importlib.util.find_spec("ffcv") is None:
+            if self._fallback_ready(folder):
+                return None  # slow, but it trains: check() says so once
+            return "ffcv is not installed"
         if folder is None or not folder.is_dir():
             return f"set {self.env_var} to the folder with the train/val .ffcv files"
+        if self._fallback_ready(folder):
+            return None
         return super().availability()
+
+    def check(self, data_dir: Path | None) -> None:
+        """Open what the loaders will read (FFCV headers, ImageFolder listings) or raise one line."""
+        from anbench.errors import AnbenchError
+
+        from .imagenet import ffcv_file, ffcv_samples, folder_samples, image_folder, say_once
+
+        folder = self._folder(data_dir)
+        if folder is None or not folder.is_dir():
+            where = f"{folder} is not a folder" if folder is not None else f"set {self.env_var} or give --data-dir"
+            raise AnbenchError(f"imagenet: {where}")
+        files = {s: ffcv_file(folder, s) for s in ("train", "val")}
+        if importlib.util.find_spec("ffcv") is not None and all(files.values()):
+            for path in files.values():
+                ffcv_samples(path)
+            return
+        if all(image_folder(folder, s) for s in ("train", "val")):
+            if importlib.util.find_spec("ffcv") is None:
+                say_once("imagenet: ffcv is not installed; reading the ImageFolders with Pillow (much slower)")
+            for split in ("train", "val"):
+                folder_samples(folder / split)
+            return
+        missing = [f"{s}*.ffcv" for s, path in files.items() if path is None]
+        if importlib.util.find_spec("ffcv") is None:
+            raise AnbenchError(f"imagenet: ffcv is not installed and {folder} has no train/ and val/ ImageFolders")
+        raise AnbenchError(f"imagenet: {folder} has no {' and no '.join(missing)} (nor train/ and val/ ImageFolders)")
+
+    def loader(self, request):
+        from .imagenet import ffcv_file, ffcv_loader, folder_loader
+
+        folder = self._folder(request.data_dir)
+        if folder is None:
+            from anbench.errors import AnbenchError
+
+            raise AnbenchError(f"imagenet: set {self.env_var} or give --data-dir")
+        path = ffcv_file(folder, request.split)
+        if path is not None and importlib.util.find_spec("ffcv") is not None:
+            return ffcv_loader(path, request)
+        return folder_loader(folder / request.split, request)
+
+    def evaluate(self, outputs, targets, groups=None) -> dict[str, float]:
+        from anbench.train.metrics import topk_accuracy
+
+        return topk_accuracy(outputs, targets)
 
 
 class EcgDataset(_FolderDataset):
     name = "ecg"
     summary = "PhysioNet/CinC 2017 ECG windows of 1000 samples, 4 classes (NAS-Bench-360)"
+    metric_name = "f1"
     task = "seq1d"
     num_classes = 4
     input_shape = (1, 1000)
@@ -75,6 +136,7 @@ class EcgDataset(_FolderDataset):
 class SatelliteDataset(_FolderDataset):
     name = "satellite"
     summary = "satellite image time series, 46 steps, 24 classes (NAS-Bench-360)"
+    metric_name = "top1"
     task = "seq1d"
     num_classes = 24
     input_shape = (1, 46)
@@ -85,6 +147,7 @@ class SatelliteDataset(_FolderDataset):
 class DeepSeaDataset(_FolderDataset):
     name = "deepsea"
     summary = "DeepSEA one-hot DNA, 4x1000, 36 binary chromatin-profile outputs (NAS-Bench-360)"
+    metric_name = "auroc"
     task = "seq1d"
     num_classes = 36  # outputs of a multi-label task, not exclusive classes
     multilabel = True

@@ -1,4 +1,4 @@
-"""anbench plugin ``gpu_cuda``: the ``cuda`` device runner.
+"""anbench plugin ``gpu_cuda``: the ``cuda`` device runner and the ``cuda`` trainer.
 
 PyTorch inference (or ``--mode train`` steps) on an NVIDIA GPU the way the Accel-NASBench
 GPU measurements ran it: random-weight network in deploy mode, ``channels_last``, fp16
@@ -20,11 +20,17 @@ from __future__ import annotations
 from anbench import hookimpl
 
 from .runner import CudaDevice
+from .trainer import CudaTrainer
 
 __version__ = "0.1.0"
-__all__ = ["CudaDevice", "register_devices"]
+__all__ = ["CudaDevice", "CudaTrainer", "register_devices", "register_trainers"]
 
 
 @hookimpl
 def register_devices(register):
     register(CudaDevice())
+
+
+@hookimpl
+def register_trainers(register):
+    register(CudaTrainer())

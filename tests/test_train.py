@@ -231,3 +231,22 @@ def test_out_of_memory_is_a_failed_record_with_the_settings_that_caused_it(tmp_p
     result = CpuTrainer().train(TrainRequest(named("smallest"), "synthetic", eff, tmp_path, seed=1, data=data))
     assert result.verdict == "FAILED" and result.curves == ()
     assert result.extra["error"] == "out of memory at epoch 0 (batch 32, resolution 32)"
+
+
+@pytest.mark.slow
+def test_two_workers_on_one_store_share_the_models(tmp_path):
+    import re
+
+    store = tmp_path / "s.db"
+    cmd = _anbench("--store", store, "train", "--dataset", "synthetic", "-n", "3", "--seed", "4", "--epochs", "1",
+                   "--runs-dir", tmp_path / "runs", "--max-train-samples", "64", "--max-val-samples", "32",
+                   "--batch-size", "32")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    workers = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+               for _ in range(2)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    trained = [int(re.search(r"(\d+) trained on synthetic", out).group(1)) for out in outputs]
+    assert sum(trained) == 3  # every model trained once, by one of the two
+    records = train_results(store)
+    assert len(records) == 3 and len({r.arch_id for r in records}) == 3

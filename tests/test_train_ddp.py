@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -77,3 +78,54 @@ def test_nproc_relaunches_itself_under_torchrun(tmp_path):
     with Store.open(store) as opened:
         (record,) = opened.results(stage="train")
     assert record.settings["world_size"] == 2 and record.metrics["val_samples"] == 16
+
+
+@pytest.mark.slow
+def test_torchrun_job_killed_mid_training_then_rerun_ends_with_every_record_once(tmp_path):
+    import signal
+    import time
+
+    from anbench.store import Store
+
+    store, runs = tmp_path / "s.db", tmp_path / "runs"
+    cmd = TORCHRUN + ["-m", "anbench", "--store", str(store), "train", "--dataset", "synthetic", "--arch", "smallest",
+                      "--arch", "zcu102-c", "--epochs", "4", "--max-train-samples", "128", "--max-val-samples", "32",
+                      "--batch-size", "16", "--runs-dir", str(runs)]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 400
+        while len(list(runs.glob("synthetic/*/checkpoint.pt"))) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        # torchrun's workers sit in their own process groups: kill the whole tree at once, as a
+        # cancelled job's cgroup is
+        for pid in [proc.pid] + _descendants(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+    with Store.open(store) as opened:
+        assert len(opened.results(stage="train")) == 1
+    again = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "1 trained on synthetic, 1 already stored" in again.stdout
+    with Store.open(store) as opened:
+        records = opened.results(stage="train")
+    assert len(records) == 2 and len({r.arch_id for r in records}) == 2
+    resumed = [r for r in records if r.metrics.get("resumed_from_epoch")]
+    assert len(resumed) == 1 and resumed[0].metrics["epochs_done"] == 4
+    assert all(r.settings["world_size"] == 2 for r in records)
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out

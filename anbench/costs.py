@@ -9,8 +9,9 @@ The Accel-NASBench records count, at 1x3x224x224:
 * activations, dropout, stochastic depth, the SE multiply and the residual add: 0.
 
 :func:`count_costs` computes that analytically from the architecture, without
-building a network. :func:`profile_costs` counts the same convention on any built
-module with a forward pass; tests hold the two (and thop itself) equal.
+building a network; :func:`count_costs_1d` does the same for the 1-D networks of the
+NAS-Bench-360 tasks, on each task's own input. :func:`profile_costs` counts the same
+convention on any built module with a forward pass; tests hold them (and thop itself) equal.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .searchspace import HEAD_CHANNELS, NUM_CLASSES, STEM_CHANNELS, Architecture
+from .searchspace import HEAD_CHANNELS, NUM_CLASSES, OUT_CHANNELS, STEM_CHANNELS, Architecture
 
 DEFAULT_RESOLUTION = 224
 
@@ -47,29 +48,47 @@ class _Tally:
         self.params = 0
         self.macs = 0
 
-    def conv_bn(self, c_in: int, c_out: int, kernel: int, out_hw: int, groups: int = 1) -> None:
-        self.params += c_out * (c_in // groups) * kernel * kernel + 2 * c_out
-        out_elements = c_out * out_hw * out_hw
-        self.macs += out_elements * (c_in // groups) * kernel * kernel + 4 * out_elements
+    def conv_bn(self, c_in: int, c_out: int, kernel: int, out_hw: int, groups: int = 1, dims: int = 2,
+                norm: bool = True) -> None:
+        """A conv on a square (``dims=2``) or 1-D map of side ``out_hw``; with BatchNorm, else with a conv bias."""
+        weights = c_out * (c_in // groups) * kernel ** dims
+        out_elements = c_out * out_hw ** dims
+        self.params += weights + 2 * c_out if norm else weights + c_out
+        self.macs += out_elements * (c_in // groups) * kernel ** dims + (4 * out_elements if norm else 0)
 
-    def squeeze_excite(self, channels: int, squeeze: int, hw: int) -> None:
+    def squeeze_excite(self, channels: int, squeeze: int, hw: int, dims: int = 2) -> None:
         self.params += channels * squeeze + squeeze + squeeze * channels + channels
-        self.macs += (hw * hw + 1) * channels  # adaptive avg-pool to 1x1
+        self.macs += (hw ** dims + 1) * channels  # adaptive avg-pool to 1x1
         self.macs += squeeze * channels * 2  # the two 1x1 convs on a 1x1 map
 
 
 @lru_cache(maxsize=65536)
-def _layer_costs(c_in: int, c_out: int, expansion: int, kernel: int, stride: int, se: bool, in_hw: int) -> tuple[int, int]:
+def _layer_costs(c_in: int, c_out: int, expansion: int, kernel: int, stride: int, se: bool, in_hw: int,
+                 dims: int = 2, norm: bool = True) -> tuple[int, int]:
     tally = _Tally()
     expanded = c_in * expansion
     out_hw = _out_size(in_hw, stride)
     if expanded != c_in:
-        tally.conv_bn(c_in, expanded, 1, in_hw)
-    tally.conv_bn(expanded, expanded, kernel, out_hw, groups=expanded)
+        tally.conv_bn(c_in, expanded, 1, in_hw, dims=dims, norm=norm)
+    tally.conv_bn(expanded, expanded, kernel, out_hw, groups=expanded, dims=dims, norm=norm)
     if se:
-        tally.squeeze_excite(expanded, max(1, c_in // 4), out_hw)
-    tally.conv_bn(expanded, c_out, 1, out_hw)
+        tally.squeeze_excite(expanded, max(1, c_in // 4), out_hw, dims=dims)
+    tally.conv_bn(expanded, c_out, 1, out_hw, dims=dims, norm=norm)
     return tally.params, tally.macs
+
+
+def _stage_costs(tally: _Tally, blocks, size: int, dims: int = 2, norm: bool = True) -> int:
+    """Add the MBConv stages of ``blocks`` to ``tally``; returns the spatial size after them."""
+    for block in blocks:
+        for i in range(block.layers):
+            c_in = block.in_channels if i == 0 else block.out_channels
+            stride = block.stride if i == 0 else 1
+            params, macs = _layer_costs(c_in, block.out_channels, block.expansion, block.kernel, stride, block.se, size,
+                                        dims, norm)
+            tally.params += params
+            tally.macs += macs
+            size = _out_size(size, stride)
+    return size
 
 
 def count_costs(arch: Architecture, resolution: int = DEFAULT_RESOLUTION, num_classes: int = NUM_CLASSES) -> Costs:
@@ -77,18 +96,36 @@ def count_costs(arch: Architecture, resolution: int = DEFAULT_RESOLUTION, num_cl
     tally = _Tally()
     hw = _out_size(resolution, 2)
     tally.conv_bn(3, STEM_CHANNELS, 3, hw)
-    for block in arch.blocks():
-        for i in range(block.layers):
-            c_in = block.in_channels if i == 0 else block.out_channels
-            stride = block.stride if i == 0 else 1
-            params, macs = _layer_costs(c_in, block.out_channels, block.expansion, block.kernel, stride, block.se, hw)
-            tally.params += params
-            tally.macs += macs
-            hw = _out_size(hw, stride)
-    tally.conv_bn(block.out_channels, HEAD_CHANNELS, 1, hw)
-    tally.macs += (hw * hw + 1) * HEAD_CHANNELS  # global average pool
-    tally.params += HEAD_CHANNELS * num_classes + num_classes
-    tally.macs += HEAD_CHANNELS * num_classes
+    hw = _stage_costs(tally, arch.blocks(), hw)
+    tally.conv_bn(OUT_CHANNELS[-1], HEAD_CHANNELS, 1, hw)
+    _pool_and_classifier(tally, HEAD_CHANNELS, hw ** 2, num_classes)
+    return Costs(tally.params, tally.macs)
+
+
+def _pool_and_classifier(tally: _Tally, channels: int, positions: int, num_classes: int) -> None:
+    tally.macs += (positions + 1) * channels  # global average pool
+    tally.params += channels * num_classes + num_classes
+    tally.macs += channels * num_classes
+
+
+def count_costs_1d(arch: Architecture, shape) -> Costs:
+    """Params and MACs of the 1-D network for ``arch`` on a ``1 x C x L`` input of the task ``shape``.
+
+    ``shape`` is a :class:`anbench.seq1d.Seq1dShape`: each task is counted on its own
+    input (ECG 1x1000 with a stride-2 stem, Satellite 1x46, DeepSEA 4x1000), never copied
+    from another task's. Same thop convention as :func:`count_costs`; no BatchNorm, conv biases
+    count as params only.
+    """
+    from .seq1d import seq1d_blocks
+
+    tally = _Tally()
+    blocks = seq1d_blocks(arch)
+    size = _out_size(shape.length, shape.stem_stride)
+    tally.conv_bn(shape.in_channels, blocks[0].in_channels, 3, size, dims=1, norm=False)
+    size = _stage_costs(tally, blocks, size, dims=1, norm=False)
+    head = blocks[-1].out_channels
+    tally.conv_bn(head, head, 1, size, dims=1, norm=False)
+    _pool_and_classifier(tally, head, size, shape.num_classes)
     return Costs(tally.params, tally.macs)
 
 

@@ -35,6 +35,14 @@ Contract of the ``anb-json`` format (spec 12.1 and 12.3):
 The CSV format writes ``results.csv``: one row per record, with a ``run`` column (the
 imported file name, empty for anbench's own record). Both formats are written as a whole
 folder, atomically, with a manifest (:mod:`anbench.export_dir`).
+
+Tasks with a metric of their own (ECG macro F1, DeepSEA mean AUROC/AUPR, see
+:func:`task_metrics`) add it to ``metrics`` under its own name, next to the three ANB keys,
+and their ``model_info`` holds the costs of the network trained for that task on its own
+input (the 1-D networks), as stored with the training result (:func:`task_costs`). The
+``anbench`` entry of the training result says which split and epoch(s) the metric comes
+from and how the epoch was chosen. CSV gets one column per such metric, after
+``train_time_s``.
 """
 
 from __future__ import annotations
@@ -72,6 +80,8 @@ ANB_DEVICES = tuple(dict.fromkeys(device for _, device in ANB_PLATFORM_KEYS))
 STORE_METRIC = {"latency": "latency_ms", "throughput": "throughput_ips"}
 # store train metric -> ANB metrics key
 TRAIN_METRICS = (("val_top1", "val_top1"), ("val_top5", "val_top5"), ("train_time", "train_time_s"))
+# evaluated keys that are bookkeeping or already exported under an ANB key
+_NOT_TASK_METRICS = ("val_top1", "val_top5", "val_loss", "val_samples")
 
 RESULT_FILE = re.compile(r"^result_(\d+)\.json$")
 CSV_NAME = "results.csv"
@@ -239,6 +249,34 @@ def model_info(stored: StoredArchitecture, own: dict[str, Any] | None = None) ->
     return {"macs": stored.macs_m, "params": stored.params_m}
 
 
+def task_costs(train: StageResult | None) -> dict[str, Any] | None:
+    """The task's own ``{"macs", "params"}`` stored with a training result, when its input is not ImageNet's."""
+    if train is None:
+        return None
+    shape = train.metrics.get("cost_input_shape")
+    if not shape or list(shape) == [3, 224, 224]:
+        return None
+    macs, params = train.metrics.get("macs_m"), train.metrics.get("params_m")
+    return {"macs": macs, "params": params} if macs is not None and params is not None else None
+
+
+def task_metrics(train: StageResult | None) -> dict[str, float]:
+    """Evaluated metrics beyond top-1/top-5, named without the ``val_`` prefix (e.g. ``macro_f1``, ``mean_auroc``)."""
+    if train is None:
+        return {}
+    return {key[4:]: value for key, value in train.metrics.items()
+            if key.startswith("val_") and key not in _NOT_TASK_METRICS
+            and isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+def _metric_origin(train: StageResult) -> dict[str, Any] | None:
+    """Which metric, split, epoch(s) and selection rule the training result's numbers come from."""
+    if "metric_split" not in train.metrics:
+        return None
+    return {"name": train.metrics.get("metric_name"), "split": train.metrics.get("metric_split"),
+            "selection": train.metrics.get("metric_selection"), "epochs": train.metrics.get("metric_epochs")}
+
+
 def _perf_entry(metric: str, result: StageResult | None) -> dict[str, Any]:
     prefix = STORE_METRIC[metric]
     metrics = result.metrics if result else {}
@@ -280,13 +318,17 @@ def build_record(data: ExportRecord) -> dict[str, Any]:
                 perf[f"{metric}_{device}"] = _perf_entry(metric, data.measures[device])
     record: dict[str, Any] = {
         "architecture": stored.arch.to_record(),
-        "metrics": {anb: train_metrics.get(key) for anb, key in TRAIN_METRICS},
-        "model_info": model_info(stored, data.model_info),
+        "metrics": {anb: train_metrics.get(key) for anb, key in TRAIN_METRICS} | task_metrics(data.train),
+        "model_info": model_info(stored, task_costs(data.train) or data.model_info),
         "platform_perf": perf,
     }
     entries = []
     if data.train:
-        entries.append(_provenance_entry(data.train))
+        entry = _provenance_entry(data.train)
+        origin = _metric_origin(data.train)
+        if entry is not None and origin is not None:
+            entry["metric"] = origin
+        entries.append(entry)
     for device in [d for d in ANB_DEVICES if d in data.measures] + others:
         entries.append(_provenance_entry(data.measures[device], device))
     entries = [e for e in entries if e is not None]
@@ -382,18 +424,28 @@ def export_anb_json(store: Store, out_dir: str | os.PathLike, overwrite: bool = 
 
 
 def csv_columns(data: list[ExportRecord]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Header and the (metric, device) pairs present, ANB devices first, in ANB order."""
+    """Header and the (metric, device) pairs present, ANB devices first, in ANB order.
+
+    Task metrics (:func:`task_metrics`) present in any row get a column each, sorted by name,
+    after ``train_time_s``.
+    """
     present = {(metric, device) for item in data for device, result in item.measures.items()
                for metric in STORE_METRIC if _measured(result, metric)}
     pairs = [p for p in ANB_PLATFORM_KEYS if p in present]
     pairs += sorted(present - set(ANB_PLATFORM_KEYS), key=lambda p: (p[1], p[0]))
     header = ["id", "run", *RECORD_KEYS, "params_m", "macs_m", "val_top1", "val_top5", "train_time_s"]
+    header += task_metric_names(data)
     for metric, device in pairs:
         prefix = STORE_METRIC[metric]
         header += [f"{prefix}_{device}_mean", f"{prefix}_{device}_std"]
     if any("verdict" in r.metrics for item in data for r in item.measures.values()):
         header += [f"verdict_{device}" for device in _devices_in_order(pairs)]
     return header, pairs
+
+
+def task_metric_names(data: list[ExportRecord]) -> list[str]:
+    """The task metrics (:func:`task_metrics`) of any record, sorted: one CSV column each."""
+    return sorted({name for item in data for name in task_metrics(item.train)})
 
 
 def _devices_in_order(pairs: list[tuple[str, str]]) -> list[str]:
@@ -414,11 +466,13 @@ def export_csv(store: Store, out_dir: str | os.PathLike, overwrite: bool = False
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     summary = ExportSummary(Path(out_dir), architectures=len({r.stored.id for r in data}))
+    extra = task_metric_names(data)
     for item in data:
-        info = model_info(item.stored, item.model_info)
+        info = model_info(item.stored, task_costs(item.train) or item.model_info)
         train = item.train.metrics if item.train else {}
+        own = task_metrics(item.train)
         row = [item.stored.id, item.run, *item.stored.arch.to_record().values(), info["params"], info["macs"],
-               train.get("val_top1"), train.get("val_top5"), train.get("train_time_s")]
+               train.get("val_top1"), train.get("val_top5"), train.get("train_time_s"), *(own.get(n) for n in extra)]
         for metric, device in pairs:
             row += _perf_entry(metric, item.measures.get(device)).values()
         if len(row) < len(header):  # the verdict columns

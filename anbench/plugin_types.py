@@ -163,13 +163,18 @@ class Dataset(Availability, Protocol):
     uses ``getattr`` with the defaults given): ``multilabel`` (False), ``streamable_metrics``
     (False), ``recipe_defaults`` ({}), ``build_model`` (absent: the 2-D AccelNet with
     ``num_classes`` outputs) and ``check`` (absent: only ``availability()`` is asked).
+    Datasets with a network of their own (the 1-D tasks) also offer ``costs(arch)`` (a
+    :class:`anbench.costs.Costs` of that network on ``input_shape``; absent: the 2-D costs
+    at 224), ``canonical_arch(arch)`` (the architecture the network really reads, stored
+    with the result; absent: ``arch``) and ``eval_split`` (the split ``val`` reads, recorded
+    with the metric; absent: ``"val"``).
     """
 
     task: str  # "image2d" | "seq1d"
     num_classes: int
     input_shape: tuple[int, ...]
     #: name of the headline metric in ``evaluate``'s result, higher is better
-    #: (``"top1"`` for images, ``"f1"`` for ECG, ``"auroc"`` for DeepSEA)
+    #: (``"top1"`` for images, ``"macro_f1"`` for ECG, ``"mean_auroc"`` for DeepSEA)
     metric_name: str
 
     def loader(self, request: DataRequest) -> Iterable[tuple[Any, ...]]:

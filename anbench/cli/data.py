@@ -21,6 +21,9 @@ SUMMARY_ABOVE = 50
 
 def _summary(stage: str, metrics: dict[str, Any]) -> str:
     keys = _MAIN_METRICS.get(stage) or tuple(metrics)[:4]
+    task_metric = metrics.get("metric_name")
+    if stage == "train" and task_metric not in (None, "top1", "top5"):
+        keys = (f"val_{task_metric}",) + keys  # a task's own metric (e.g. ECG macro_f1) leads
     parts = []
     for key in keys:
         value = metrics.get(key)

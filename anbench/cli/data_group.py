@@ -9,11 +9,13 @@ import click
 def data_group():
     """Prepare dataset files: converted copies and small samples of datasets.
 
-    The subcommands come from dataset plugins (e.g. `write-ffcv` from anbench-datasets).
+    The subcommands come from dataset plugins (e.g. `write-ffcv` and `make-sample` from
+    anbench-datasets).
 
     \b
-    Example:
+    Examples:
       anbench data write-ffcv --src imagenet/train --out data/train_400_0.50_90.ffcv
+      anbench data make-sample --dataset ecg --out ecg-sample/
     """
 
 

@@ -121,6 +121,8 @@ def train_cmd(ctx, dataset_name, arch_specs, from_store, sample_count, sample_se
     try:
         settings = dict(effective, trainer=trainer.name, world_size=dist.world_size)
         work = resolve_work_archs(arch_specs, from_store, sample_count, run_seed, sample_start, "train", dataset_name)
+        if hasattr(dataset, "canonical_arch"):
+            work = _canonical_work(work, dataset)
         items = []
         for index, entry in enumerate(work):
             for repeat in range(repeats):
@@ -143,6 +145,21 @@ def train_cmd(ctx, dataset_name, arch_specs, from_store, sample_count, sample_se
     else:
         click.echo(summary.line(f"trained on {dataset_name}"))
     raise_if_interrupted(summary)
+
+
+def _canonical_work(work: list, dataset) -> list:
+    """The architectures the dataset's network really reads (e.g. the 1-D part), without repeats."""
+    from .common import WorkArch
+
+    out, seen = [], set()
+    for entry in work:
+        arch = dataset.canonical_arch(entry.arch)
+        if arch.id in seen:
+            continue
+        seen.add(arch.id)
+        origin = entry.origin if arch == entry.arch else dict(entry.origin, canonical_of=entry.arch.id)
+        out.append(WorkArch(arch, origin))
+    return out
 
 
 def _parse_shard(shard: str | None) -> tuple[int, int]:

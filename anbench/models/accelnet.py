@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import AnbenchError
-from ..searchspace import HEAD_CHANNELS, NUM_CLASSES, STEM_CHANNELS, Architecture
+from ..searchspace import HEAD_CHANNELS, NUM_CLASSES, STEM_CHANNELS, Architecture, BlockConfig
 
 # body activation, squeeze-excite gate
 ACTIVATIONS = {
@@ -20,11 +20,20 @@ ACTIVATIONS = {
 MODES = ("train", "deploy")
 
 
-def conv_bn_act(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: type[nn.Module] | None = None) -> nn.Sequential:
-    layers: list[nn.Module] = [
-        nn.Conv2d(c_in, c_out, kernel, stride, padding=(kernel - 1) // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(c_out, eps=1e-5, momentum=0.1),
-    ]
+# per spatial rank: convolution, normalisation, global average pool
+_OPS = {
+    1: (nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d),
+    2: (nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveAvgPool2d),
+}
+
+
+def conv_bn_act(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: type[nn.Module] | None = None,
+                dims: int = 2, norm: bool = True) -> nn.Sequential:
+    """Conv (padding (k-1)//2) + BatchNorm + activation; without ``norm`` the conv carries the bias instead."""
+    conv, batchnorm, _ = _OPS[dims]
+    layers: list[nn.Module] = [conv(c_in, c_out, kernel, stride, padding=(kernel - 1) // 2, groups=groups, bias=not norm)]
+    if norm:
+        layers.append(batchnorm(c_out, eps=1e-5, momentum=0.1))
     if act is not None:
         layers.append(act(inplace=True))
     return nn.Sequential(*layers)
@@ -33,11 +42,12 @@ def conv_bn_act(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int
 class SqueezeExcite(nn.Module):
     """Squeeze width comes from the layer *input* width (torchvision's rule), not the expanded one."""
 
-    def __init__(self, channels: int, squeeze: int, act: type[nn.Module], gate: type[nn.Module]) -> None:
+    def __init__(self, channels: int, squeeze: int, act: type[nn.Module], gate: type[nn.Module], dims: int = 2) -> None:
         super().__init__()
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Conv2d(channels, squeeze, 1)
-        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        conv, _, pool = _OPS[dims]
+        self.avgpool = pool(1)
+        self.fc1 = conv(channels, squeeze, 1)
+        self.fc2 = conv(squeeze, channels, 1)
         self.activation = act(inplace=True)
         self.gate = gate()
 
@@ -66,16 +76,16 @@ class StochasticDepth(nn.Module):
 
 class MBConv(nn.Module):
     def __init__(self, c_in: int, c_out: int, expansion: int, kernel: int, stride: int, se: bool,
-                 act: type[nn.Module], gate: type[nn.Module], drop_p: float | None) -> None:
+                 act: type[nn.Module], gate: type[nn.Module], drop_p: float | None, dims: int = 2, norm: bool = True) -> None:
         super().__init__()
         expanded = c_in * expansion
         layers: list[nn.Module] = []
         if expanded != c_in:
-            layers.append(conv_bn_act(c_in, expanded, 1, act=act))
-        layers.append(conv_bn_act(expanded, expanded, kernel, stride, groups=expanded, act=act))
+            layers.append(conv_bn_act(c_in, expanded, 1, act=act, dims=dims, norm=norm))
+        layers.append(conv_bn_act(expanded, expanded, kernel, stride, groups=expanded, act=act, dims=dims, norm=norm))
         if se:
-            layers.append(SqueezeExcite(expanded, max(1, c_in // 4), act, gate))
-        layers.append(conv_bn_act(expanded, c_out, 1))
+            layers.append(SqueezeExcite(expanded, max(1, c_in // 4), act, gate, dims=dims))
+        layers.append(conv_bn_act(expanded, c_out, 1, dims=dims, norm=norm))
         self.block = nn.Sequential(*layers)
         self.use_residual = stride == 1 and c_in == c_out
         # deploy mode omits the module entirely so tracers and quantizers never see it
@@ -90,53 +100,75 @@ class MBConv(nn.Module):
         return out
 
 
+def activation_pair(activation: str, mode: str) -> tuple[type[nn.Module], type[nn.Module]]:
+    """(body activation, SE gate) for ``activation``; rejects unknown activations and modes."""
+    if activation not in ACTIVATIONS:
+        raise AnbenchError(f"unknown activation '{activation}'; choose one of {', '.join(ACTIVATIONS)}")
+    if mode not in MODES:
+        raise AnbenchError(f"unknown model mode '{mode}'; choose one of {', '.join(MODES)}")
+    return ACTIVATIONS[activation]
+
+
+def mbconv_stages(blocks: list[BlockConfig], act: type[nn.Module], gate: type[nn.Module], mode: str,
+                  stochastic_depth: float, dims: int = 2, norm: bool = True) -> list[nn.Sequential]:
+    """One ``nn.Sequential`` of MBConv layers per block; the first layer of a block takes its stride and input width.
+
+    Stochastic depth grows linearly with the global layer index (0 for the first layer) and is
+    left out entirely in deploy mode.
+    """
+    total_layers = sum(block.layers for block in blocks)
+    stages = []
+    layer_index = 0
+    for block in blocks:
+        stage = []
+        for i in range(block.layers):
+            drop_p = stochastic_depth * layer_index / total_layers if mode == "train" else None
+            stage.append(MBConv(
+                block.in_channels if i == 0 else block.out_channels, block.out_channels,
+                block.expansion, block.kernel, block.stride if i == 0 else 1, block.se, act, gate, drop_p,
+                dims=dims, norm=norm,
+            ))
+            layer_index += 1
+        stages.append(nn.Sequential(*stage))
+    return stages
+
+
+def init_weights(model: nn.Module) -> None:
+    """Kaiming-normal (fan_out) convs with zero bias, unit/zero norms, linear uniform in +-1/sqrt(out)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            bound = 1.0 / m.out_features ** 0.5
+            nn.init.uniform_(m.weight, -bound, bound)
+            nn.init.zeros_(m.bias)
+
+
 class AccelNet(nn.Module):
     """``features`` (stem + 7 stages + head), ``avgpool``, ``classifier`` (dropout, linear)."""
 
     def __init__(self, arch: Architecture, activation: str = "relu", mode: str = "train",
                  num_classes: int = NUM_CLASSES, dropout: float = 0.2, stochastic_depth: float = 0.2) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise AnbenchError(f"unknown activation '{activation}'; choose one of {', '.join(ACTIVATIONS)}")
-        if mode not in MODES:
-            raise AnbenchError(f"unknown model mode '{mode}'; choose one of {', '.join(MODES)}")
-        act, gate = ACTIVATIONS[activation]
+        act, gate = activation_pair(activation, mode)
         self.architecture = arch
         self.activation_name = activation
         self.mode = mode
 
-        total_layers = arch.num_layers
-        features: list[nn.Module] = [conv_bn_act(3, STEM_CHANNELS, 3, 2, act=act)]
-        layer_index = 0
-        for block in arch.blocks():
-            stage = []
-            for i in range(block.layers):
-                drop_p = stochastic_depth * layer_index / total_layers if mode == "train" else None
-                stage.append(MBConv(
-                    block.in_channels if i == 0 else block.out_channels, block.out_channels,
-                    block.expansion, block.kernel, block.stride if i == 0 else 1, block.se, act, gate, drop_p,
-                ))
-                layer_index += 1
-            features.append(nn.Sequential(*stage))
-        features.append(conv_bn_act(block.out_channels, HEAD_CHANNELS, 1, act=act))
-        self.features = nn.Sequential(*features)
+        blocks = list(arch.blocks())
+        self.features = nn.Sequential(
+            conv_bn_act(3, STEM_CHANNELS, 3, 2, act=act),
+            *mbconv_stages(blocks, act, gate, mode, stochastic_depth),
+            conv_bn_act(blocks[-1].out_channels, HEAD_CHANNELS, 1, act=act),
+        )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout, inplace=True), nn.Linear(HEAD_CHANNELS, num_classes))
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                bound = 1.0 / m.out_features ** 0.5
-                nn.init.uniform_(m.weight, -bound, bound)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)

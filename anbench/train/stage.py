@@ -62,7 +62,8 @@ class TrainStage:
         is_main = distributed.info().is_main
         started = utc_now()
         recipe = {k: item.settings[k] for k in item.settings if k not in ("trainer", "world_size")}
-        costs = count_costs(item.arch)
+        # a task with its own network (the 1-D tasks) counts it on its own input
+        costs = self.dataset.costs(item.arch) if hasattr(self.dataset, "costs") else count_costs(item.arch)
         handles = self._start_trackers(item, seeds, costs) if is_main else []
 
         epochs = item.settings["epochs"]
@@ -79,6 +80,11 @@ class TrainStage:
         )
         result = self.trainer.train(request)
         metrics = record_metrics(result, self.dataset.metric_name, costs)
+        metrics.update({
+            "cost_input_shape": list(self.dataset.input_shape) if hasattr(self.dataset, "costs") else [3, 224, 224],
+            "metric_split": getattr(self.dataset, "eval_split", "val"),
+            "metric_selection": "final_epoch",  # the loop reports the last epoch's evaluation
+        })
         for active, handle in handles:
             _quietly(active.tracker.finish, handle, metrics, result.checkpoint)
         facts = self.trainer.describe() if hasattr(self.trainer, "describe") else {}

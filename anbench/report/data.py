@@ -15,10 +15,10 @@ Contract:
 * A result is usable when its verdict (``metrics["verdict"]``) is absent or ``VALID`` and
   the metric is a finite number. Results with another verdict (INVALID, DIVERGED, FAILED)
   are counted in the coverage and listed with their reasons, never plotted.
-* Accuracy is the task metric of ``train`` results on one dataset: the record's own
-  ``metrics["metric"]`` (named by ``metrics["metric_name"]``, e.g. ``top1``, ``macro_f1``,
-  ``mean_auroc``), else ``val_<metric_name>``, else ``val_top1`` for records without a name, (``dataset``, default: the
-  dataset with the most trained architectures); their per-epoch ``curves`` (rows with
+* Accuracy is the task metric of ``train`` results on one dataset (``dataset``, default: the
+  dataset with the most trained architectures): the record's own ``metrics["metric"]``
+  (named by ``metrics["metric_name"]``: ``top1``, ``macro_f1``, ``mean_auroc`` ...), else
+  ``val_<metric_name>``; records without a name count as ``top1``. Their per-epoch ``curves`` (rows with
   ``epoch`` and any of ``train_loss``, ``train_top1``, ``val_loss``, ``val_top1``) are kept.
 * Device columns are the ``measure`` targets with ``throughput_ips_mean`` and/or
   ``latency_ms_mean``; ``devices`` limits them (an unknown name is an

@@ -103,8 +103,9 @@ def curve_rows(top1):
 def build_store(path, n=30):
     """Archs with accuracy; a100 (throughput, std), zcu102 (throughput and latency, std null),
     cpu (latency with a CI). The first 3 archs are trained and measured twice on a100 (a second
-    run, or the same stage with other settings: both count as runs), one a100 measurement
-    FAILED, cpu has a single arch."""
+    run with the same settings: a repeat); arch 0 also has a training and arch 1 an a100
+    measurement with other settings (not repeats: left out), one a100 measurement FAILED, cpu
+    has a single arch."""
     rng = random.Random(11)
     archs = sample(n, seed=5) + [A100_A, ZCU_A]
     truth = {}
@@ -119,11 +120,13 @@ def build_store(path, n=30):
             store.add_result(measure(arch, "a100", {"batch": 128}, (tput, tput * 0.01)))
             store.add_result(measure(arch, "zcu102", {"batch": 1}, (1000 / zlat, None), (zlat, None)))
             if i < 3:
-                store.add_result(train(arch, acc + 1.0, {"seed": 1}, run="seed=2") if i else
-                                 train(arch, acc + 1.0, {"seed": 2}))
+                store.add_result(train(arch, acc + 1.0, {"seed": 1}, run="seed=2"))
                 store.add_result(measure(arch, "a100", {"batch": 128}, (tput * 1.1, tput * 0.02), run="repeat=2"))
                 truth[arch.id]["acc"].append(acc + 1.0)
                 truth[arch.id]["a100"].append(tput * 1.1)
+        # other recipe / setup: a different settings group, never averaged with the runs above
+        store.add_result(train(archs[0], 5.0, {"seed": 1, "epochs": 99}, run="seed=2"))
+        store.add_result(measure(archs[1], "a100", {"batch": 1}, (3.0, 0.1)))
         store.add_result(measure(archs[3], "a100", {"batch": 128}, (1.0, 0.0), run="repeat=3", verdict="FAILED",
                                  reasons=["out of memory at batch 128"]))
         store.add_result(measure(archs[0], "cpu", {}, None, (40.0, 1.0), latency_ms_ci_low=39.0,
@@ -191,7 +194,7 @@ def test_json_numbers_use_the_mean_over_runs_and_match_brute_force_and_scipy(run
 
     coverage = {(r["stage"], r["target"]): r for r in numbers["coverage"]}
     assert coverage[("measure", "a100")] == {"stage": "measure", "target": "a100", "architectures": len(ids),
-                                             "results": len(ids) + 4, "failed": 1}
+                                             "results": len(ids) + 5, "failed": 1}
     assert numbers["failures"] == [
         {"arch_id": ids[3], "stage": "measure", "target": "a100", "run": "repeat=3", "verdict": "FAILED",
          "reason": "out of memory at batch 128"},
@@ -201,6 +204,9 @@ def test_json_numbers_use_the_mean_over_runs_and_match_brute_force_and_scipy(run
          "reason": "loss is nan at epoch 2"}]
     assert coverage[("measure", "cpu")]["architectures"] == 1 and coverage[("measure", "cpu")]["failed"] == 1
     assert numbers["training_curves"] == 5
+    assert numbers["settings_mixed"] == {
+        "measure a100": {"groups": 2, "used": {"batch": 128}, "results_left_out": 1},
+        "train imagenet": {"groups": 2, "used": {"seed": 1}, "results_left_out": 1}}
     assert numbers["named_in_store"] == {"a100-a": A100_A.id, "zcu102-a": ZCU_A.id}
 
 
@@ -240,6 +246,7 @@ def test_report_writes_real_figures_and_a_self_contained_page(run_cli, small_sto
     assert result.exit_code == 0, result.output
     numbers = json.loads((out / "report.json").read_text())
     html = (out / "index.html").read_text()
+    assert "Settings are mixed</b> for train imagenet" in html
     expected = {"pareto_throughput_a100", "pareto_throughput_zcu102", "pareto_latency_zcu102", "pareto_latency_cpu",
                 "macs_vs_speed", "params_vs_speed", "correlation_matrix", "distributions", "measurement_quality",
                 "coverage", "training_curves"}
@@ -291,7 +298,14 @@ def test_report_page_in_headless_chromium(run_cli, small_store, tmp_path):
 
 # -- missing data ---------------------------------------------------------------------
 
-def test_empty_store_is_one_clear_line(run_cli, tmp_path):
+def test_a_store_path_that_does_not_exist_is_one_line_and_creates_nothing(run_cli, store_path):
+    result = run_cli("report", "--format", "json")
+    assert result.exit_code == 2 and result.stderr.startswith("error: nothing to report: there is no store at")
+    assert not store_path.exists()
+
+
+def test_empty_store_is_one_clear_line(run_cli, store_path, tmp_path):
+    Store.open(store_path).close()  # exists, holds nothing
     for args in (("--format", "json"), ("--out", tmp_path / "rep")):
         result = run_cli("report", *args)
         assert result.exit_code == 2 and "Traceback" not in result.output
@@ -375,3 +389,19 @@ def test_out_that_is_a_file_is_one_line(run_cli, small_store, tmp_path):
     target.write_text("x")
     result = run_cli("report", "--out", target)
     assert result.exit_code == 2 and result.stderr == f"error: --out {target} exists and is not a directory\n"
+
+
+def test_ecg_and_deepsea_records_are_reported_by_their_own_task_metric(run_cli, store_path):
+    archs = sample(4, seed=3)
+    with Store.open(store_path) as store, store.transaction():
+        for i, arch in enumerate(archs):
+            store.add_architecture(arch, {"source": "test"})
+            # what the trainer stores for ECG: the task metric, no val_top1
+            store.add_result(StageResult(arch.id, "train", "ecg", {"seed": 0}, {
+                "verdict": "VALID", "metric_name": "macro_f1", "metric": 0.3 + 0.1 * i, "val_macro_f1": 0.3 + 0.1 * i},
+                dict(PROV)))
+            store.add_result(measure(arch, "a100", {"batch": 128}, (1000.0 + 100 * i, 1.0)))
+    numbers = report_json(run_cli)
+    assert numbers["dataset"] == "ecg" and numbers["metric_name"] == "macro_f1"
+    assert numbers["distributions"]["accuracy"]["mean"] == pytest.approx(0.45)
+    assert numbers["pareto"][0]["n"] == 4

@@ -73,6 +73,37 @@ def test_recipe_layers_and_config_files(tmp_path):
         recipes.effective("proxified", {}, {}, {"epochs": "two"})
 
 
+@pytest.mark.parametrize("name,text", [("f.toml", "seed = 1.5\n"), ("s.toml", 'seed = "3"\n'),
+                                       ("n.toml", "seed = -1\n"), ("b.toml", "seed = true\n"),
+                                       ("a.cfg", "[trainval]\nseed = abc\n"), ("m.cfg", "[trainval]\nseed = -2\n")])
+def test_a_config_seed_that_is_not_a_non_negative_integer_is_a_user_error(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(AnbenchError, match="seed: must be a non-negative integer"):
+        recipes.load_config(path)
+
+
+def test_a_config_seed_is_an_int_in_both_formats(tmp_path):
+    (tmp_path / "a.toml").write_text("seed = 4\n")
+    (tmp_path / "b.cfg").write_text("[trainval]\nseed = 5\n")
+    assert recipes.load_config(tmp_path / "a.toml")["seed"] == 4
+    assert recipes.load_config(tmp_path / "b.cfg")["seed"] == 5
+
+
+@pytest.mark.parametrize("knob,value", [("lr_batch_size", "0"), ("val_resolution", "-5"), ("min_res", "0"),
+                                        ("crop_ratio", "0"), ("crop_ratio", "1.5"), ("lr", "-0.1"), ("lr", "nan"),
+                                        ("dropout", "1"), ("weight_decay", "-1")])
+def test_recipe_sizes_and_rates_out_of_range_are_user_errors(knob, value):
+    with pytest.raises(AnbenchError, match=f"recipe: {knob} must"):
+        recipes.effective("proxified", {}, {}, {knob: value})
+
+
+def test_zero_lr_batch_size_is_one_line_from_the_cli(run_cli):
+    result = run_cli("train", "--dataset", "synthetic", "--arch", "smallest", "--epochs", "1", *TINY,
+                     "--set", "lr_batch_size=0")
+    assert result.exit_code == 2 and result.stderr.startswith("error: recipe: lr_batch_size must be at least 1")
+
+
 def test_weight_decay_skips_biases_and_batchnorm():
     from anbench.models import build_model
     from anbench.searchspace import named
@@ -161,6 +192,26 @@ def test_a_diverging_model_is_stored_as_diverged_and_the_sweep_goes_on(run_cli, 
     assert "DIVERGED" in bad.output
     (record,) = train_results(store_path)
     assert record.metrics["verdict"] == "DIVERGED" and "non-finite" in record.metrics["error"]
+    assert record.metrics["val_top1"] is None
+
+
+def test_nan_weights_with_a_finite_train_loss_are_diverged_not_valid(run_cli, store_path, monkeypatch):
+    # weights that turn NaN in the last step leave the train loss finite; only val shows it
+    from anbench.train.loop import Loop
+
+    real = Loop._validate
+
+    def nan_val(self, net, criterion, epoch):
+        row = real(self, net, criterion, epoch)
+        row["val_loss"] = float("nan")
+        return row
+
+    monkeypatch.setattr(Loop, "_validate", nan_val)
+    result = run_cli("train", "--dataset", "synthetic", "--arch", "smallest", "--epochs", "1", *TINY)
+    assert result.exit_code == 0, result.output
+    (record,) = train_results(store_path)
+    assert record.metrics["verdict"] == "DIVERGED", record.metrics
+    assert "val loss" in record.metrics["error"]
     assert record.metrics["val_top1"] is None
 
 

@@ -36,8 +36,12 @@ def report_cmd(out_dir, devices, dataset, fmt):
       anbench --store anb.db report --device a100 --device zcu102 --out rep-small/
       anbench --store anb.db report --format json > numbers.json
     """
+    from ..errors import AnbenchError
     from ..report import report_numbers, write_report
 
+    store_path = app().store_path
+    if not store_path.exists():  # opening would create an empty store just to report it empty
+        raise AnbenchError(f"nothing to report: there is no store at {store_path} (give --store PATH)")
     store = app().store()
     if fmt == "json":
         print_json(report_numbers(store, devices, dataset))

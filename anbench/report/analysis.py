@@ -110,6 +110,8 @@ def analyse(data: ReportData) -> dict[str, Any]:
         "store": data.store_path,
         "architectures": len(data.ids),
         "dataset": data.dataset,
+        "metric_name": data.metric_name,
+        "settings_mixed": data.settings,
         "value_per_architecture": "mean over its runs",
         "named_in_store": {name: arch_id for arch_id, name in data.named.items()},
         "pareto": [pareto_entry(data, c) for c in data.columns],

@@ -8,11 +8,17 @@ Contract:
   results with other settings. Each usable result is one *run*. Figures and correlations
   use one value per architecture, the mean over its runs; the runs themselves feed the
   "spread between repeated runs" panel.
+* Repeats are runs with the same ``settings`` only: per (stage, target) the report uses one
+  settings group, the one covering the most architectures (ties: the first in sorted order);
+  results with other settings (another recipe, batch size ...) are counted in the coverage
+  and in :attr:`ReportData.settings` ("settings are mixed"), never averaged in.
 * A result is usable when its verdict (``metrics["verdict"]``) is absent or ``VALID`` and
   the metric is a finite number. Results with another verdict (INVALID, DIVERGED, FAILED)
   are counted in the coverage and listed with their reasons, never plotted.
-* Accuracy is ``val_top1`` of ``train`` results on one dataset (``dataset``, default: the
-  dataset with the most trained architectures); their per-epoch ``curves`` (rows with
+* Accuracy is the task metric of ``train`` results on one dataset (``dataset``, default: the
+  dataset with the most trained architectures): the record's own ``metrics["metric"]``
+  (named by ``metrics["metric_name"]``: ``top1``, ``macro_f1``, ``mean_auroc`` ...), else
+  ``val_<metric_name>``; records without a name count as ``top1``. Their per-epoch ``curves`` (rows with
   ``epoch`` and any of ``train_loss``, ``train_top1``, ``val_loss``, ``val_top1``) are kept.
 * Device columns are the ``measure`` targets with ``throughput_ips_mean`` and/or
   ``latency_ms_mean``; ``devices`` limits them (an unknown name is an
@@ -21,6 +27,7 @@ Contract:
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -31,7 +38,6 @@ from ..errors import AnbenchError
 from ..searchspace import NAMED
 from .stats import higher_is_better
 
-ACCURACY_METRIC = "val_top1"
 # Store metric prefixes of a measurement (see anbench.export.STORE_METRIC), throughput first.
 SPEED_METRICS = ("throughput_ips", "latency_ms")
 GOOD_VERDICTS = (None, "VALID")
@@ -124,6 +130,9 @@ class ReportData:
     coverage: list[CoverageRow]
     failures: list[Failure]
     curves: list[Curve] = field(default_factory=list)  # training runs on the dataset that stored curves
+    metric_name: str = "top1"  # task metric of the chosen dataset's records
+    # "<stage> <target>" -> {"groups", "used", "results_left_out"}: only where settings are mixed
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def column(self, device: str, metric: str) -> DeviceColumn | None:
         return next((c for c in self.columns if c.device == device and c.metric == metric), None)
@@ -131,6 +140,25 @@ class ReportData:
     @property
     def devices(self) -> list[str]:
         return list(dict.fromkeys(c.device for c in self.columns))
+
+
+def task_metric(metrics: dict) -> tuple[str, float | None]:
+    """(metric name, value) of a training record: its own task metric, not always top-1."""
+    name = metrics.get("metric_name") if isinstance(metrics.get("metric_name"), str) else "top1"
+    value = _number(metrics.get("metric"))
+    return name, value if value is not None else _number(metrics.get(f"val_{name}"))
+
+
+def _settings_key(settings: Any) -> str:
+    return json.dumps(settings, sort_keys=True, default=str)
+
+
+def _main_settings(usable: Iterable[Any]) -> dict[tuple[str, str], str]:
+    """(stage, target) -> the settings key shared by the most architectures among ``usable``."""
+    archs: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for r in usable:
+        archs[(r.stage, r.target)][_settings_key(r.settings)].add(r.arch_id)
+    return {cell: max(sorted(groups), key=lambda key: len(groups[key])) for cell, groups in archs.items()}
 
 
 def _number(value: Any) -> float | None:
@@ -193,7 +221,7 @@ def gather(store, devices: Iterable[str] | None = None, dataset: str | None = No
 
     trained: dict[str, set[str]] = defaultdict(set)
     for r in results:
-        usable = r.metrics.get("verdict") in GOOD_VERDICTS and _number(r.metrics.get(ACCURACY_METRIC)) is not None
+        usable = r.metrics.get("verdict") in GOOD_VERDICTS and task_metric(r.metrics)[1] is not None
         if r.stage == "train" and usable:
             trained[r.target].add(r.arch_id)
     train_targets = Counter({target: len(arch_ids) for target, arch_ids in trained.items()})
@@ -210,7 +238,10 @@ def gather(store, devices: Iterable[str] | None = None, dataset: str | None = No
     else:
         wanted = measured
 
-    accuracy = Series(f"accuracy ({ACCURACY_METRIC}, {chosen_dataset or 'no dataset'})", "%", True)
+    names = Counter(task_metric(r.metrics)[0] for r in results if r.stage == "train" and r.target == chosen_dataset)
+    metric_name = names.most_common(1)[0][0] if names else "top1"
+    unit = "%" if metric_name.startswith("top") else ""
+    accuracy = Series(f"{metric_name} (val_{metric_name}, {chosen_dataset or 'no dataset'})", unit, True)
     columns: dict[tuple[str, str], DeviceColumn] = {}
     for device in wanted:
         for metric in SPEED_METRICS:
@@ -218,6 +249,23 @@ def gather(store, devices: Iterable[str] | None = None, dataset: str | None = No
             columns[(device, metric)] = DeviceColumn(f"{device} {metric}", unit, higher_is_better(metric),
                                                      device=device, metric=metric)
 
+    def plotted(r) -> bool:
+        if r.metrics.get("verdict") not in GOOD_VERDICTS:
+            return False
+        if r.stage == "train":
+            name, value = task_metric(r.metrics)
+            return r.target == chosen_dataset and name == metric_name and value is not None
+        return r.stage == "measure" and r.target in wanted and \
+            any(_number(r.metrics.get(f"{m}_mean")) is not None for m in SPEED_METRICS)
+
+    main = _main_settings(r for r in results if plotted(r))
+    mixed: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in results:
+        cell = (r.stage, r.target)
+        if plotted(r) and _settings_key(r.settings) != main[cell]:
+            entry = mixed.setdefault(cell, {"groups": set(), "used": json.loads(main[cell]), "results_left_out": 0})
+            entry["groups"].add(_settings_key(r.settings))
+            entry["results_left_out"] += 1
     counts: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {"archs": set(), "results": 0, "failed": 0})
     failures = []
     curves = []
@@ -230,9 +278,11 @@ def gather(store, devices: Iterable[str] | None = None, dataset: str | None = No
             failures.append(Failure(r.arch_id, r.stage, r.target, r.run, str(verdict), _reason(r.metrics)))
             continue
         cell["archs"].add(r.arch_id)
+        if (r.stage, r.target) in main and _settings_key(r.settings) != main[(r.stage, r.target)]:
+            continue  # another recipe or measurement setup: not a repeat of the plotted runs
         if r.stage == "train" and r.target == chosen_dataset:
-            value = _number(r.metrics.get(ACCURACY_METRIC))
-            if value is not None:
+            name, value = task_metric(r.metrics)
+            if value is not None and name == metric_name:
                 accuracy.runs.setdefault(r.arch_id, []).append(value)
             curve = _curve(r.arch_id, r.run, r.metrics.get("curves"))
             if curve is not None:
@@ -257,8 +307,12 @@ def gather(store, devices: Iterable[str] | None = None, dataset: str | None = No
         named={s.id: " / ".join(named_by_id[s.id]) for s in archs if s.id in named_by_id},
         dataset=chosen_dataset,
         accuracy=accuracy,
+        metric_name=metric_name,
         columns=[c for c in columns.values() if c.runs],
         coverage=coverage,
         failures=failures,
         curves=curves,
+        settings={f"{stage} {target}": {"groups": len(e["groups"]) + 1, "used": e["used"],
+                                        "results_left_out": e["results_left_out"]}
+                  for (stage, target), e in sorted(mixed.items())},
     )

@@ -144,7 +144,7 @@ def pareto_figure(writer: Writer, data: ReportData, column: DeviceColumn, entry:
             for name, i in marked:
                 ax.annotate(name, (speed[i], acc[i]), xytext=(5, 5), textcoords="offset points", fontsize=8)
         ax.set_xlabel(_axis_label(column))
-        ax.set_ylabel(data.accuracy.label + " [%]")
+        ax.set_ylabel(data.accuracy.label + (f" [{data.accuracy.unit}]" if data.accuracy.unit else ""))
         ax.set_title(f"{title} (n={len(ids)})")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left" if column.higher_is_better else "lower right", fontsize=8)

@@ -169,10 +169,13 @@ def render(numbers: dict[str, Any], figures: list[Figure], out_dir: Path) -> str
         f"<style>{_STYLE}</style></head><body>",
         "<h1>anbench report</h1>",
         f'<p class="meta">Store <code>{escape(numbers["store"])}</code>: {numbers["architectures"]} architectures; '
-        f"accuracy: val_top1 on <b>{escape(str(numbers['dataset'] or 'no dataset trained'))}</b>. "
+        f"accuracy: val_{escape(numbers.get('metric_name') or 'top1')} on <b>{escape(str(numbers['dataset'] or 'no dataset trained'))}</b>. "
         f"Every figure and table uses one value per architecture: the <b>mean over its runs</b> "
         f"(repeated trainings or measurements); the spread between runs is under measurement quality. "
         f"Named architectures in the store: {named}. anbench {escape(__version__)}.</p>",
+        *[f'<p class="meta"><b>Settings are mixed</b> for {escape(where)}: {mix["groups"]} settings groups; only '
+          f'the one covering the most architectures is used, {mix["results_left_out"]} results with other settings '
+          f'are left out (not averaged as repeats).</p>' for where, mix in numbers.get("settings_mixed", {}).items()],
         "<nav>" + "".join(f'<a href="#{k}">{escape(t)}</a>' for k, t in SECTIONS) + "</nav>",
     ]
     entries = {(e["device"], e["metric"]): e for e in numbers["pareto"]}

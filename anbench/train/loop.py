@@ -193,6 +193,10 @@ class Loop:
                     # the bare module: DDP's forward would broadcast buffers, and ranks may have
                     # one val batch more or less than each other
                     row.update(self._validate(model, criterion, epoch))
+                    # a finite train loss can hide weights that became NaN in the last steps;
+                    # val_loss is already summed over all ranks, so every rank agrees here
+                    if not math.isfinite(row["val_loss"]):
+                        raise _StepFailed(distributed.DIVERGED, f"non-finite val loss at epoch {epoch}")
             except _StepFailed as failed:
                 verdict = "DIVERGED" if failed.code == distributed.DIVERGED else "FAILED"
                 error = str(failed)

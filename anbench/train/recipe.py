@@ -117,6 +117,19 @@ def check(recipe: dict[str, Any]) -> dict[str, Any]:
         raise AnbenchError("recipe: need min_res <= max_res and start_ramp <= end_ramp")
     if not 0 <= recipe["label_smoothing"] < 1:
         raise AnbenchError("recipe: label_smoothing must lie in [0, 1)")
+    # sizes and rates that would only fail deep inside training (division by zero, bad crops)
+    for key in ("min_res", "max_res", "val_resolution", "lr_batch_size"):
+        if recipe[key] < 1:
+            raise AnbenchError(f"recipe: {key} must be at least 1, not {recipe[key]}")
+    for key in ("lr", "weight_decay", "momentum", "lr_start_factor", "lr_peak_epoch", "start_ramp", "end_ramp",
+                "num_workers"):
+        if not recipe[key] >= 0:  # also refuses NaN
+            raise AnbenchError(f"recipe: {key} must be at least 0, not {recipe[key]}")
+    if not 0 < recipe["crop_ratio"] <= 1:
+        raise AnbenchError(f"recipe: crop_ratio must lie in (0, 1], not {recipe['crop_ratio']}")
+    for key in ("stochastic_depth", "dropout"):
+        if not 0 <= recipe[key] < 1:
+            raise AnbenchError(f"recipe: {key} must lie in [0, 1), not {recipe[key]}")
     return recipe
 
 
@@ -187,11 +200,20 @@ def load_config(path: str | Path) -> dict[str, Any]:
     for key, value in data.items():
         if isinstance(value, dict):
             raise AnbenchError(f"config {path}: tables are not used; write knobs at the top level ([{key}] found)")
-        if key in ("recipe", "seed"):
+        if key == "seed":
+            out[key] = _seed(value, f"config {path}: seed")
+        elif key == "recipe":
             out[key] = value
         else:
             out[key] = coerce(key, value, f"config {path}")
     return out
+
+
+def _seed(value: Any, where: str) -> int:
+    """A seed is a non-negative integer (a TOML int, or INI text of one); else the user's mistake."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise AnbenchError(f"{where}: must be a non-negative integer, not {value!r}")
+    return value
 
 
 def _load_ini(text: str, path: Path) -> dict[str, Any]:
@@ -210,7 +232,8 @@ def _load_ini(text: str, path: Path) -> dict[str, Any]:
                 knob = _INI_KEYS[(section, key)]
                 out[knob] = coerce(knob, value, f"config {path} [{section}] {key}")
             elif section == "trainval" and key == "seed":
-                out["seed"] = int(value)
+                text = value.strip()
+                out["seed"] = _seed(int(text) if text.isdigit() else text, f"config {path} [trainval] seed")
             elif key not in _INI_IGNORED.get(section, ()):
                 raise AnbenchError(f"config {path}: unknown key [{section}] {key}")
     return out

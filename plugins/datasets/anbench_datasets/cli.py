@@ -14,7 +14,7 @@ TASKS = ("ecg", "satellite", "deepsea")
 @click.option("--dataset", "task", required=True, type=click.Choice(TASKS), help="The task whose files to write.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for the files (created if missing); pass it to --data-dir.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the generated content.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the generated content.")
 @click.option("--overwrite", is_flag=True, help="Replace files of an earlier sample in --out.")
 def make_sample_cmd(task, out_dir, seed, overwrite):
     """Write small generated files in exactly the original NAS-Bench-360 formats.

@@ -156,9 +156,21 @@ def ffcv_loader(path: Path, request: DataRequest) -> _Batches:
 # --- ImageFolder (no ffcv) ---------------------------------------------------------
 
 
+def folder_classes(root: Path) -> list[str]:
+    """The class names, in label order, of the ImageFolder split ``root``: those of the sibling
+    ``train/`` when there is one, so a val/ that lacks a class keeps the same labels as train/."""
+    train = root.parent / "train"
+    source = train if root.name != "train" and train.is_dir() else root
+    classes = sorted(p.name for p in source.iterdir() if p.is_dir())
+    extra = sorted({p.name for p in root.iterdir() if p.is_dir()} - set(classes))
+    if extra:
+        raise AnbenchError(f"ImageFolder {root}: class folder '{extra[0]}' is not in {source}")
+    return classes
+
+
 def folder_samples(root: Path) -> list[tuple[Path, int]]:
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    samples = [(path, index) for index, name in enumerate(classes)
+    classes = folder_classes(root)
+    samples = [(path, index) for index, name in enumerate(classes) if (root / name).is_dir()
                for path in sorted((root / name).iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES]
     if not samples:
         raise AnbenchError(f"ImageFolder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")

@@ -50,8 +50,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 
-# facts of the 1-D recipes that are not trainer knobs; the rest are
-TASK_ONLY_KNOBS = ("recipe", "loss", "metric", "metric_selection")
+# facts of the 1-D recipes that are not trainer knobs; the rest are ("recipe" is one: the
+# stored effective recipe must name the task's recipe, not the image base it starts from)
+TASK_ONLY_KNOBS = ("loss", "metric", "metric_selection")
 
 
 def recipe(task: str) -> dict[str, Any]:

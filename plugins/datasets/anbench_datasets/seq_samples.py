@@ -82,8 +82,15 @@ def make_sample(task: str, out: Path, seed: int = 0, overwrite: bool = False) ->
     existing = [name for name in files_of(task) if (out / name).exists()]
     if existing and not overwrite:
         raise AnbenchError(f"{out / existing[0]} exists; pass --overwrite to replace it")
-    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, TASKS.index(task)])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return _write(task, out, rng)
+    except OSError as exc:  # unwritable, read-only or missing parent (e.g. /proc/x)
+        raise AnbenchError(f"cannot write the sample into {out}: {exc.strerror or exc}") from None
+
+
+def _write(task: str, out: Path, rng: np.random.Generator) -> list[tuple[Path, str]]:
     if task == "ecg":
         signals, labels = sample_ecg(rng)
         return [(seq_files.write_ecg(out, signals, labels), f"{len(signals)} recordings")]

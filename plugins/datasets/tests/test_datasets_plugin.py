@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import anbench_datasets
+from anbench.errors import AnbenchError
 from anbench.testing import DatasetContract, register_test_plugin
 from anbench_datasets import DATASETS, DeepSeaDataset, EcgDataset, ImageNetDataset, SatelliteDataset
 
@@ -94,3 +95,17 @@ class TestDatasetsContract(DatasetContract):
     @pytest.fixture
     def dataset(self, any_dataset):
         return any_dataset
+
+
+def test_imagefolder_labels_come_from_train_even_when_val_lacks_a_class(tmp_path):
+    from anbench_datasets.imagenet import folder_samples
+
+    for split, classes in (("train", ("a", "b", "c")), ("val", ("a", "c"))):  # val has no 'b'
+        for name in classes:
+            (tmp_path / split / name).mkdir(parents=True)
+            (tmp_path / split / name / "x.JPEG").write_bytes(b"")
+    labels = {path.parent.name: label for path, label in folder_samples(tmp_path / "val")}
+    assert labels == {"a": 0, "c": 2}  # 'c' is class 2 in train/, not 1
+    (tmp_path / "val" / "z").mkdir()
+    with pytest.raises(AnbenchError, match="class folder 'z' is not in"):
+        folder_samples(tmp_path / "val")

@@ -65,6 +65,17 @@ def test_make_sample_command_writes_files_and_refuses_to_overwrite(tmp_path):
     assert "Example" in helped.stdout and "anbench data make-sample --dataset ecg" in helped.stdout
 
 
+def test_make_sample_bad_seed_and_unwritable_out_are_user_errors(tmp_path):
+    anbench = Path(sys.executable).with_name("anbench")
+    negative = subprocess.run([str(anbench), "data", "make-sample", "--dataset", "ecg", "--out", str(tmp_path / "o"),
+                               "--seed", "-1"], capture_output=True, text=True)
+    assert negative.returncode == 2 and "Traceback" not in negative.stderr and "--seed" in negative.stderr
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(AnbenchError, match="cannot write the sample into"):
+        make_sample("ecg", blocker / "sub", seed=0)  # the parent is a file: mkdir raises an OSError
+
+
 def test_ecg_sample_is_a_pickled_dict_of_object_arrays(samples):
     with open(samples / "ecg" / "challenge2017.pkl", "rb") as f:
         content = pickle.load(f)
@@ -376,6 +387,9 @@ def test_recipes_are_spec_9_2():
         assert recipe["metric"] == DATASETS[task].metric_name and recipe["metric_selection"] == "final_epoch"
         defaults = DATASETS[task]().recipe_defaults
         assert defaults["optimizer"] == recipe["optimizer"] and "loss" not in defaults and "metric" not in defaults
+        # the effective recipe stored with each record names the task's recipe
+        from anbench.train.recipe import effective
+        assert effective("proxified", defaults, {}, {})["recipe"] == f"nb360-{task}"
 
 
 # --- the plugin contract kit, with the sample files in place --------------------------------------------------

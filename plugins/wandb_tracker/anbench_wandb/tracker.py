@@ -6,6 +6,7 @@ import importlib.util
 import json
 import netrc
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -91,7 +92,7 @@ class WandbTracker:
             headline = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None}
             handle.summary.update(dict(headline, **{RECORD_KEY: metrics}))
             if checkpoint is not None and Path(checkpoint).is_file():
-                artifact = wandb.Artifact(f"model-{handle.config.get('arch_id')}-{handle.config.get('run') or 'run'}",
+                artifact = wandb.Artifact(artifact_name(handle.config.get("arch_id"), handle.config.get("run")),
                                           type="model", metadata={"key": handle.config.get("key"),
                                                                   "verdict": metrics.get("verdict")})
                 artifact.add_file(str(checkpoint), name="checkpoint.pt")
@@ -130,8 +131,14 @@ class WandbTracker:
                 if isinstance(record, dict):
                     out.append({"run_id": run.id, "config": dict(run.config), "record": dict(record)})
             return out
-        except wandb.errors.CommError as exc:
+        except wandb.errors.Error as exc:  # CommError, and UsageError when no API key is set
             raise AnbenchError(f"cannot read wandb project {path}: {' '.join(str(exc).split())}") from None
+
+
+def artifact_name(arch_id: Any, run: Any) -> str:
+    """``model-<arch>-<run>`` with every character wandb refuses in artifact names (``=`` of
+    ``seed=3``, ``/``, spaces) replaced by ``-``: wandb rejects such a name when logging."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", f"model-{arch_id}-{run or 'run'}")
 
 
 def _inspect(run_dir: Path) -> dict[str, Any]:

@@ -32,6 +32,14 @@ def anbench(*args, env) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+def test_artifact_names_hold_only_characters_wandb_accepts():
+    from anbench_wandb.tracker import artifact_name
+
+    assert artifact_name("a1b2", "seed=3") == "model-a1b2-seed-3"
+    assert artifact_name("x", "") == "model-x-run"
+    assert artifact_name("x", "re measure/2") == "model-x-re-measure-2"
+
+
 class TestWandbTrackerContract(TrackerContract):
     @pytest.fixture
     def tracker(self):
@@ -52,6 +60,10 @@ def test_offline_runs_are_collected_into_a_fresh_store_with_the_same_records(tmp
     assert trained.returncode == 0, trained.stdout + trained.stderr
     run_dirs = sorted((tmp_path / "wandb" / "wandb").glob("offline-run-*"))
     assert len(run_dirs) == 2  # one wandb run per model
+    assert "tracker call" not in trained.stderr, trained.stderr  # no tracker call failed (e.g. log_artifact)
+    for run_dir in run_dirs:  # each offline run holds its weights artifact, under a name wandb accepts
+        log = b"".join(p.read_bytes() for p in run_dir.glob("run-*.wandb"))
+        assert b"checkpoint.pt" in log and b"-seed-" in log, run_dir
     collected = anbench("--store", tmp_path / "fresh.db", "collect", "--from-wandb-dir", tmp_path / "wandb", env=env)
     assert collected.returncode == 0, collected.stdout + collected.stderr
     assert "2 training records collected, 0 already stored" in collected.stdout
@@ -87,3 +99,12 @@ def test_collect_needs_exactly_one_source_and_a_real_folder(tmp_path):
     assert both.returncode == 2 and "exactly one" in both.stderr
     empty = anbench("--store", tmp_path / "s.db", "collect", "--from-wandb-dir", tmp_path, env=env)
     assert empty.returncode == 2 and "no wandb run folders" in empty.stderr and "Traceback" not in empty.stderr
+
+
+def test_collect_from_an_online_project_without_a_key_is_one_line(tmp_path):
+    env = wandb_env(tmp_path)  # no key, no netrc: wandb.Api() raises UsageError before any network use
+    result = anbench("--store", tmp_path / "s.db", "collect", "--from-wandb", "team/project", env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: cannot read wandb project team/project")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -254,16 +254,25 @@ class Store:
             self._depth = 1
             try:
                 yield self
-            except BaseException:
+            except BaseException as exc:
                 self._depth = 0
-                self.conn.execute("ROLLBACK")
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise AnbenchError(f"cannot write store {self.path}: {exc}") from None
                 raise
             self._depth = 0
             try:
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise AnbenchError(f"cannot write store {self.path}: {exc}") from None
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself after some failures (a failed COMMIT, a full disk):
+        # a ROLLBACK then would raise "no transaction is active" and hide the real error.
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
 
     # -- architectures ------------------------------------------------------------
 
@@ -658,6 +667,9 @@ def _prepare(conn: sqlite3.Connection, path: Path, busy_timeout_ms: int = BUSY_T
     elif version > SCHEMA_VERSION:
         raise AnbenchError(f"store {path} has schema version {version}, newer than this anbench understands "
                            f"({SCHEMA_VERSION}); upgrade anbench")
+    elif version < 1:
+        # marked as ours but with no version we ever wrote: migrating it would guess
+        raise _unusable(path, f"unknown schema version {version}")
     else:
         needed = {"architectures", "results"} | ({"leases"} if version >= 2 else set())
         if needed - tables:
@@ -689,7 +701,9 @@ def _prepare(conn: sqlite3.Connection, path: Path, busy_timeout_ms: int = BUSY_T
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
     except sqlite3.DatabaseError as exc:
         raise AnbenchError(f"cannot initialise store {path}: {exc}") from None

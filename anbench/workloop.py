@@ -32,6 +32,7 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -156,7 +157,7 @@ def run_items(store: Store, items: Iterable[WorkItem], stage_fn: StageFn, *, lab
             ctx = ItemContext(store, item, display)
             display.status(f"{item.label}  started")
             try:
-                with _Heartbeat(store, item.key, owner, lease_s):
+                with _Heartbeat(store, item, owner, lease_s, display):
                     output = stage_fn(item, ctx)
             except KeyboardInterrupt:
                 summary.interrupted = True
@@ -166,7 +167,12 @@ def run_items(store: Store, items: Iterable[WorkItem], stage_fn: StageFn, *, lab
                 _release_quietly(store, item.key, owner)
                 raise
             side_file = _store_result(store, item, output, owner, store_patience_s)
-            if side_file:
+            if side_file is _BEATEN:
+                # the lease was lost (taken over as expired) and the other worker stored first
+                summary.already_stored += 1
+                summary.skipped.append((item, "stored"))
+                display.line(f"{item.label}: another worker stored this result first; this run's result was not kept")
+            elif side_file:
                 summary.side_files.append(side_file)
                 display.line(f"{item.label}: the store stayed unusable; result kept in {side_file} "
                              f"(anbench import --format pending {side_file})")
@@ -205,8 +211,13 @@ def _release_quietly(store: Store, key: str, owner: str) -> None:
         store.release(key, owner)
 
 
+# _store_result's answer when another worker had stored the item's result first
+_BEATEN = "\0beaten"
+
+
 def _store_result(store: Store, item: WorkItem, output: StageOutput, owner: str, patience_s: float) -> str | None:
-    """Store the item's result, retrying a busy store; the side file's path if it never worked."""
+    """Store the item's result, retrying a busy store: None once stored, :data:`_BEATEN` when
+    a result with its key was already stored, the side file's path if the store never worked."""
     from .pending import write_pending
 
     result = StageResult(item.arch.id, item.stage, item.target, item.settings, output.metrics, output.provenance,
@@ -219,9 +230,9 @@ def _store_result(store: Store, item: WorkItem, output: StageOutput, owner: str,
             # the architecture joins the store with its first result: a refused run adds nothing
             with store.transaction():
                 store.add_architecture(item.arch, origin=item.origin or {"source": item.stage})
-                store.add_result(result)
-            return None
-        except AnbenchError as exc:
+                added = store.add_result(result)
+            return None if added else _BEATEN
+        except (AnbenchError, sqlite3.Error) as exc:
             last_error = str(exc)
         if time.monotonic() + delay > deadline:
             break
@@ -233,8 +244,10 @@ def _store_result(store: Store, item: WorkItem, output: StageOutput, owner: str,
 class _Heartbeat:
     """Renews a lease from a background thread while the stage function works."""
 
-    def __init__(self, store: Store, key: str, owner: str, lease_s: float) -> None:
-        self._store, self._key, self._owner, self._lease_s = store, key, owner, lease_s
+    def __init__(self, store: Store, item: WorkItem, owner: str, lease_s: float, display: "_Display") -> None:
+        self._store, self._item, self._owner, self._lease_s = store, item, owner, lease_s
+        self._display = display
+        self.lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="anbench-lease", daemon=True)
 
@@ -248,8 +261,11 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         while not self._stop.wait(self._lease_s / 4):
-            with contextlib.suppress(AnbenchError, RuntimeError):
-                self._store.renew(self._key, self._owner, self._lease_s)
+            with contextlib.suppress(AnbenchError, RuntimeError, sqlite3.Error):
+                if not self._store.renew(self._item.key, self._owner, self._lease_s) and not self.lost:
+                    self.lost = True
+                    self._display.line(f"warning: {self._item.label}: lease lost to another worker (this one was "
+                                       "presumed dead); its result is kept only if stored first")
 
 
 class _StopRequest:

@@ -278,3 +278,108 @@ def test_garbled_pages_are_one_line_and_check_says_what_is_wrong(run_cli, store_
     checked = run_cli("store", "check")
     assert checked.exit_code in (1, 2) and ("problem:" in checked.output or "not a usable" in checked.stderr)
     assert store_path.read_bytes() == before  # never "repaired" behind the user's back
+
+
+class _FailingCommit:
+    """A connection whose COMMIT fails the way SQLite's does on an I/O error: SQLite has
+    already rolled the transaction back when the error reaches the caller."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self._writes_result = False
+
+    def execute(self, sql, *args):
+        if sql.startswith("INSERT INTO results"):
+            self._writes_result = True  # leases still work: the result's own commit fails
+        if sql == "COMMIT" and self._writes_result:
+            self._writes_result = False
+            self._conn.execute("ROLLBACK")
+            raise sqlite3.OperationalError("disk I/O error")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def test_a_failed_commit_is_one_error_and_the_result_goes_to_a_side_file(tmp_path):
+    arch = named("smallest")
+    with Store.open(tmp_path / "s.db") as store:
+        store.add_architecture(arch)
+        real = store._conn
+        store._conn = _FailingCommit(real)
+        with pytest.raises(AnbenchError, match="cannot write store .*disk I/O error"):
+            store.add_result(StageResult(arch.id, "measure", "t", {}, {}, {}))
+        assert not real.in_transaction
+        stage = lambda item, ctx: StageOutput({"throughput_ips_mean": 5.0}, {})
+        summary = run_items(store, items_for([arch]), stage, progress=False, store_patience_s=0.1)
+        store._conn = real
+        (side,) = summary.side_files
+        assert not summary.done
+        assert json.loads(Path(side).read_text())["result"]["metrics"] == {"throughput_ips_mean": 5.0}
+        assert store.results() == []
+
+
+def test_the_heartbeat_survives_sqlite_errors(tmp_path):
+    arch = named("smallest")
+    renewals = []
+    two = threading.Event()
+    with Store.open(tmp_path / "s.db") as store:
+        def renew(*args):
+            renewals.append(args)
+            if len(renewals) >= 2:
+                two.set()
+            raise sqlite3.OperationalError("database disk image is malformed")
+
+        store.renew = renew
+        summary = run_items(store, items_for([arch]), lambda item, ctx: StageOutput({"ok": two.wait(30)}, {}),
+                            progress=False, lease_s=0.02)
+        assert len(renewals) >= 2  # a dead heartbeat thread would have renewed once
+        assert summary.done[0][1].metrics == {"ok": True}
+
+
+def test_a_worker_that_lost_its_lease_says_so_and_does_not_count_the_item_done(tmp_path, capsys):
+    arch = named("smallest")
+    (item,) = items_for([arch])
+    lost = threading.Event()
+    with Store.open(tmp_path / "s.db") as store:
+        real_renew = store.renew
+
+        def renew(*args):
+            kept = real_renew(*args)
+            if not kept:
+                lost.set()
+            return kept
+
+        store.renew = renew
+
+        def stage(it, ctx):
+            # another worker presumed this one dead, took the lease over and stored its own result
+            store.conn.execute("UPDATE leases SET owner = 'worker-b' WHERE key = ?", (it.key,))
+            store.add_result(StageResult(arch.id, "measure", "t", {"batch_size": 1}, {"throughput_ips_mean": 9.0}, {}))
+            assert lost.wait(30)
+            return StageOutput({"throughput_ips_mean": 1.0}, {})
+
+        store.add_architecture(arch)
+        summary = run_items(store, [item], stage, progress=False, lease_s=0.02)
+        assert not summary.done and summary.already_stored == 1
+        assert [r.metrics for r in store.results()] == [{"throughput_ips_mean": 9.0}]
+    out = capsys.readouterr().out
+    assert "lease lost to another worker" in out
+    assert "another worker stored this result first" in out
+    assert summary.line("measured") == "0 measured, 1 already stored"
+
+
+@pytest.mark.parametrize("version", [0, -1])
+def test_a_marked_store_with_no_known_version_is_refused_untouched(tmp_path, run_cli, store_path, version):
+    with Store.open(store_path) as store:
+        store.add_architecture(named("smallest"))
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.conn.execute("PRAGMA journal_mode = DELETE")
+        store.conn.execute(f"PRAGMA user_version = {version}")
+    before = store_path.read_bytes()
+    with pytest.raises(AnbenchError, match=f"not a usable anbench store: unknown schema version {version}"):
+        Store.open(store_path)
+    listed = run_cli("results")
+    assert listed.exit_code == 2 and listed.stderr.count("\n") == 1 and "unknown schema version" in listed.stderr
+    assert store_path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [store_path.name]  # no -wal / -shm / journal

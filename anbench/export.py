@@ -124,6 +124,13 @@ def parse_device_specs(specs: Iterable[str] | None) -> dict[str, str] | None:
         name, alias = name.strip(), (alias.strip() or name.strip())
         if not name or not re.fullmatch(r"[A-Za-z0-9_.:\-]+", alias):
             raise AnbenchError(f"--device '{spec}' must be NAME or NAME=ALIAS (letters, digits, _ . : -)")
+        if name in mapping:
+            raise AnbenchError(f"--device {name} is given twice; give each stored device once")
+        sharing = [other for other, other_alias in mapping.items() if other_alias == alias]
+        if sharing:
+            # one exported name for two devices: one device's measurements would silently replace the other's
+            raise AnbenchError(f"--device {name} and --device {sharing[0]} would both be exported as '{alias}'; "
+                               f"give each its own name")
         mapping[name] = alias
     return mapping
 

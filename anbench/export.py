@@ -100,7 +100,7 @@ class ExportSummary:
 
     def count(self, item: "ExportRecord") -> None:
         self.records += 1
-        self.trained += item.train is not None
+        self.trained += item.train is not None and not _no_values(item.train)
         for device in item.measures:
             self.measured[device] = self.measured.get(device, 0) + 1
 
@@ -160,6 +160,11 @@ class ExportRecord:
         return int(match.group(1)) if match else None
 
 
+def _no_values(result: StageResult) -> bool:
+    """An imported record's training of nulls (it keeps a repeated record that held no values)."""
+    return all(value is None for value in result.metrics.values())
+
+
 def _run_of(result: StageResult) -> str:
     """Which imported record a result belongs to ("" for anbench's own)."""
     if result.source != IMPORT_SOURCE:
@@ -207,7 +212,7 @@ def _records_of(stored: StoredArchitecture, results: list[StageResult], devices:
     for run in sorted(runs, key=_run_order):
         rs = runs[run]
         train = _newest_train(rs, dataset)
-        if train is None and own_train is not None:
+        if (train is None or _no_values(train)) and own_train is not None:
             train, train_used = own_train, True
         measures = _by_device(rs, devices)
         for name, result in own_measures.items():

@@ -190,12 +190,14 @@ class Store:
     # -- opening ------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> "Store":
+    def open(cls, path: str | os.PathLike, busy_timeout_ms: int = BUSY_TIMEOUT_MS, probe: bool = True) -> "Store":
         """Open the store at ``path``, creating the file and schema if missing.
 
         Raises :class:`AnbenchError` (one line, naming the path) when the path or its
         directory cannot be written, the file is not SQLite, the database is not an
         anbench store, or its schema is newer than this anbench understands.
+        ``probe=False`` skips the read of every table's first page that refuses a damaged
+        store (for ``store check``, which must open one to say what is wrong).
         """
         path = Path(path)
         _check_location(path)
@@ -205,7 +207,7 @@ class Store:
         except sqlite3.Error as exc:
             raise AnbenchError(f"cannot open store {path}: {exc}") from None
         try:
-            _prepare(conn, path, busy_timeout_ms)
+            _prepare(conn, path, busy_timeout_ms, probe)
         except BaseException:
             conn.close()
             raise
@@ -649,7 +651,7 @@ def _unusable(path: Path, why: str) -> AnbenchError:
     return AnbenchError(f"{path} is not a usable anbench store: {why}")
 
 
-def _prepare(conn: sqlite3.Connection, path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+def _prepare(conn: sqlite3.Connection, path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS, probe: bool = True) -> None:
     """Check the file is an anbench store (or empty); create the schema or migrate it forward.
 
     Nothing is written to a file that is refused.
@@ -676,7 +678,7 @@ def _prepare(conn: sqlite3.Connection, path: Path, busy_timeout_ms: int = BUSY_T
             raise _unusable(path, f"it is marked as one but has no {', '.join(sorted(needed - tables))} table")
         try:
             # a cheap read of every table's first page catches most damage before any write
-            for table in sorted(needed):
+            for table in sorted(needed) if probe else ():
                 conn.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
             raise _unusable(path, f"damaged ({exc}); `anbench store check` says more") from None

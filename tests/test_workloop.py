@@ -260,7 +260,7 @@ def test_store_check_and_backup_commands(run_cli, store_path, tmp_path):
     assert again.exit_code == 2 and "exists" in again.stderr
 
 
-def test_garbled_pages_are_one_line_and_check_says_what_is_wrong(run_cli, store_path):
+def _garble(store_path):
     with Store.open(store_path) as store:
         store.add_architecture(named("smallest"))
         for i in range(400):
@@ -271,12 +271,20 @@ def test_garbled_pages_are_one_line_and_check_says_what_is_wrong(run_cli, store_
     for offset in range(page * 10, min(len(data), page * 30)):  # garble pages deep inside the results table
         data[offset] = (data[offset] * 7 + 13) % 256
     store_path.write_bytes(bytes(data))
+
+
+def test_garbled_pages_are_one_line_and_check_says_what_is_wrong(run_cli, store_path):
+    _garble(store_path)
     before = store_path.read_bytes()
     listed = run_cli("results", "--format", "json")
     assert listed.exit_code == 2 and "not a usable anbench store" in listed.stderr
     assert len(listed.stderr.strip().splitlines()) == 1
     checked = run_cli("store", "check")
-    assert checked.exit_code in (1, 2) and ("problem:" in checked.output or "not a usable" in checked.stderr)
+    assert checked.exit_code == 1, checked.output + checked.stderr
+    assert "problem: integrity:" in checked.output or "problem: database error:" in checked.output, checked.output
+    assert checked.stderr == ""
+    as_json = run_cli("store", "check", "--format", "json")
+    assert as_json.exit_code == 1 and json.loads(as_json.output)["problems"]
     assert store_path.read_bytes() == before  # never "repaired" behind the user's back
 
 

@@ -431,8 +431,17 @@ def export_anb_json(store: Store, out_dir: str | os.PathLike, overwrite: bool = 
     files = []
     for index, record in zip(assign_indices(records), records):
         summary.count(record)
-        files.append((f"result_{index}.json", json.dumps(build_record(record)).encode()))
+        try:
+            text = _RECORD_JSON.encode(build_record(record))
+        except ValueError as exc:  # NaN/Infinity: not JSON, no reader of the dataset could load it
+            raise AnbenchError(f"architecture {record.stored.id} {record.run or '(own results)'}: a stored value "
+                               f"is not a finite number ({exc}); nothing was exported") from None
+        files.append((f"result_{index}.json", text.encode()))
     return _write(store, "anb-json", out_dir, overwrite, summary, files)
+
+
+# json.dumps' output (the released files are json.dump output) without NaN/Infinity; built once
+_RECORD_JSON = json.JSONEncoder(allow_nan=False)
 
 
 def csv_columns(data: list[ExportRecord]) -> tuple[list[str], list[tuple[str, str]]]:

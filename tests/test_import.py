@@ -128,6 +128,9 @@ BAD_RECORDS = [
     (lambda r: {**r, "platform_perf": {**r["platform_perf"],
                                        "throughput_a100": {"throughput_mean": "8874.1", "throughput_std": 1.5}}},
      "platform_perf.throughput_a100.throughput_mean"),
+    (lambda r: {**r, "platform_perf": {**r["platform_perf"],
+                                       "throughput_a100": {"throughput_mean": 8874.1, "throughput_std": False}}},
+     "platform_perf.throughput_a100.throughput_std"),  # False == 0, but a boolean is no std
     (lambda r: {**r, "platform_perf": {**r["platform_perf"], "throughput_a100": [8874.1, 1.5]}},
      "platform_perf.throughput_a100"),
     (lambda r: {**r, "platform_perf": {**r["platform_perf"], "throughput_a100": {"mean": 8874.1, "std": 1.5}}},

@@ -78,7 +78,8 @@ def _load(path: Path) -> tuple[Architecture, dict, StageResult]:
         # the same hostile-file checks as an import: file type, size, nesting, finite numbers
         data = read_json_record(path, os.path.realpath(path.parent))
     except AnbenchError as exc:
-        raise AnbenchError(f"{path.parent}{os.sep}{exc}") from None  # "<dir>/<name>: <why>"
+        why = str(exc).partition(": ")[2]  # read_json_record says "<name>: <why>"
+        raise AnbenchError(f"{path}: not a readable pending-result file ({why})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise AnbenchError(f"{path}: not an anbench pending-result file (format {FORMAT})")
     try:

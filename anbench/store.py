@@ -631,6 +631,9 @@ def _check_location(path: Path) -> None:
     # sqlite3's own messages ("unable to open database file") name neither the path nor the cause.
     if path.is_dir():
         raise AnbenchError(f"store path {path} is a directory; give a file name such as {path / 'anbench.db'}")
+    if path.exists() and not path.is_file():
+        # /dev/null reads as an empty database and a FIFO blocks; both would get journals beside them
+        raise AnbenchError(f"store path {path} is not a regular file; give a file name such as anbench.db")
     parent = path.parent
     if not path.exists():
         try:

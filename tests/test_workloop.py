@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,15 @@ def test_a_live_claim_is_respected_and_an_expired_or_dead_one_taken_over(tmp_pat
         assert store.claim(item.key, arch.id, "measure", "t", "worker-a", 60) == "claimed"
         assert store.claim(item.key, arch.id, "measure", "t", "worker-a", 60) == "claimed"  # renewing is fine
         assert store.claim(item.key, arch.id, "measure", "t", "worker-b", 60) == "held"
-        assert run_items(store, [item], echo_stage([]), progress=False).claimed_elsewhere == 1
+        real_leases = store.leases
+
+        def leases():
+            store.renew(item.key, "worker-a", 60)  # worker-a is alive: it renews between any two looks
+            return real_leases()
+
+        store.leases = leases
+        assert run_items(store, [item], echo_stage([]), progress=False, lease_s=0.2).claimed_elsewhere == 1
+        store.leases = real_leases
 
         assert store.claim(item.key, arch.id, "measure", "t", "worker-a", -1) == "claimed"  # now expired
         assert store.claim(item.key, arch.id, "measure", "t", "worker-b", 60) == "claimed"
@@ -391,3 +400,45 @@ def test_a_marked_store_with_no_known_version_is_refused_untouched(tmp_path, run
     assert listed.exit_code == 2 and listed.stderr.count("\n") == 1 and "unknown schema version" in listed.stderr
     assert store_path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [store_path.name]  # no -wal / -shm / journal
+
+
+def test_a_lease_that_expires_during_the_pass_is_taken_over_and_a_renewed_one_left(tmp_path):
+    dead, live = sample(2, seed=11)
+    items = items_for([dead, live])
+    calls = []
+    with Store.open(tmp_path / "s.db") as store:
+        for item in items:
+            store.add_architecture(item.arch)
+        # a worker on another host: killed (its lease runs out soon) / alive (it keeps renewing)
+        store.conn.execute("INSERT INTO leases VALUES (?, ?, 'measure', 't', 'gone', 'elsewhere', 1, 't', ?, ?)",
+                           (items[0].key, dead.id, 0.0, time.time() + 0.3))
+        store.conn.execute("INSERT INTO leases VALUES (?, ?, 'measure', 't', 'alive', 'elsewhere', 2, 't', ?, ?)",
+                           (items[1].key, live.id, 0.0, time.time() + 3600))
+        real_leases = store.leases
+
+        def leases():
+            store.renew(items[1].key, "alive", 3600)  # the live worker renews between any two looks
+            return real_leases()
+
+        store.leases = leases
+        summary = run_items(store, items, echo_stage(calls), progress=False, lease_s=0.2)
+        assert calls == [dead.id]
+        assert [i.arch.id for i, _ in summary.done] == [dead.id] and summary.claimed_elsewhere == 1
+        assert [r.arch_id for r in store.results()] == [dead.id]
+
+
+def test_a_busy_store_at_claim_time_is_waited_for(tmp_path):
+    arch = named("smallest")
+    failures = []
+    with Store.open(tmp_path / "s.db") as store:
+        real_claim = store.claim
+
+        def claim(*args):
+            if len(failures) < 2:
+                failures.append(args)
+                raise AnbenchError(f"store {store.path} is busy or not writable: database is locked")
+            return real_claim(*args)
+
+        store.claim = claim
+        summary = run_items(store, items_for([arch]), echo_stage([]), progress=False, store_patience_s=60)
+        assert len(failures) == 2 and len(summary.done) == 1

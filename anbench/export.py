@@ -100,7 +100,7 @@ class ExportSummary:
 
     def count(self, item: "ExportRecord") -> None:
         self.records += 1
-        self.trained += item.train is not None
+        self.trained += item.train is not None and not _no_values(item.train)
         for device in item.measures:
             self.measured[device] = self.measured.get(device, 0) + 1
 
@@ -124,6 +124,13 @@ def parse_device_specs(specs: Iterable[str] | None) -> dict[str, str] | None:
         name, alias = name.strip(), (alias.strip() or name.strip())
         if not name or not re.fullmatch(r"[A-Za-z0-9_.:\-]+", alias):
             raise AnbenchError(f"--device '{spec}' must be NAME or NAME=ALIAS (letters, digits, _ . : -)")
+        if name in mapping:
+            raise AnbenchError(f"--device {name} is given twice; give each stored device once")
+        sharing = [other for other, other_alias in mapping.items() if other_alias == alias]
+        if sharing:
+            # one exported name for two devices: one device's measurements would silently replace the other's
+            raise AnbenchError(f"--device {name} and --device {sharing[0]} would both be exported as '{alias}'; "
+                               f"give each its own name")
         mapping[name] = alias
     return mapping
 
@@ -151,6 +158,11 @@ class ExportRecord:
         """The index of the file the record was imported from; None for anbench's own."""
         match = RESULT_FILE.match(self.run)
         return int(match.group(1)) if match else None
+
+
+def _no_values(result: StageResult) -> bool:
+    """An imported record's training of nulls (it keeps a repeated record that held no values)."""
+    return all(value is None for value in result.metrics.values())
 
 
 def _run_of(result: StageResult) -> str:
@@ -200,7 +212,7 @@ def _records_of(stored: StoredArchitecture, results: list[StageResult], devices:
     for run in sorted(runs, key=_run_order):
         rs = runs[run]
         train = _newest_train(rs, dataset)
-        if train is None and own_train is not None:
+        if (train is None or _no_values(train)) and own_train is not None:
             train, train_used = own_train, True
         measures = _by_device(rs, devices)
         for name, result in own_measures.items():
@@ -419,8 +431,17 @@ def export_anb_json(store: Store, out_dir: str | os.PathLike, overwrite: bool = 
     files = []
     for index, record in zip(assign_indices(records), records):
         summary.count(record)
-        files.append((f"result_{index}.json", json.dumps(build_record(record)).encode()))
+        try:
+            text = _RECORD_JSON.encode(build_record(record))
+        except ValueError as exc:  # NaN/Infinity: not JSON, no reader of the dataset could load it
+            raise AnbenchError(f"architecture {record.stored.id} {record.run or '(own results)'}: a stored value "
+                               f"is not a finite number ({exc}); nothing was exported") from None
+        files.append((f"result_{index}.json", text.encode()))
     return _write(store, "anb-json", out_dir, overwrite, summary, files)
+
+
+# json.dumps' output (the released files are json.dump output) without NaN/Infinity; built once
+_RECORD_JSON = json.JSONEncoder(allow_nan=False)
 
 
 def csv_columns(data: list[ExportRecord]) -> tuple[list[str], list[tuple[str, str]]]:

@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import socket
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,11 @@ def file_mode() -> int:
 
 def _sha256_file(path: Path) -> str | None:
     try:
-        with open(path, "rb") as handle:
+        # O_NONBLOCK: a FIFO under an exported name must not hang the export
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
             return hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError:
         return None
@@ -75,14 +80,25 @@ def _sha256_file(path: Path) -> str | None:
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
     """The manifest of an anbench export in ``folder``; None when there is none or it is not ours."""
+    from .record_files import read_json_record
+
     try:
-        with open(folder / MANIFEST, "rb") as handle:
-            data = json.loads(handle.read(64 << 20))
-    except (OSError, ValueError):
+        # a hostile folder may hold a FIFO, a device or a huge file under the manifest's name
+        data = read_json_record(folder / MANIFEST, os.path.realpath(folder), max_bytes=64 << 20)
+    except AnbenchError:
         return None
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT or not isinstance(data.get("files"), dict):
         return None
     return data
+
+
+def _listed_name(name: str) -> bool:
+    """Whether a manifest may list ``name``: a plain file name an export writes. Anything else
+    (``../victim``, ``/etc/x``, ``.``) would make --overwrite remove a file outside the export."""
+    from .export import CSV_NAME, RESULT_FILE
+
+    return os.path.basename(name) == name and name not in ("", ".", "..") and \
+        (bool(RESULT_FILE.fullmatch(name)) or name == CSV_NAME)
 
 
 def _names(names: list[str], few: int = 3) -> str:
@@ -103,6 +119,8 @@ def check_target(out_dir: Path, overwrite: bool) -> dict[str, Any] | None:
     if not entries:
         return None
     manifest = read_manifest(out_dir)
+    if manifest is not None and not all(_listed_name(n) for n in manifest["files"]):
+        manifest = None  # not a manifest anbench wrote: the folder is foreign
     if manifest is None:
         raise AnbenchError(f"--out {out_dir} holds {_names(entries)}, which no anbench export wrote; "
                            f"export into a new or empty folder (anbench never removes files it did not write)")
@@ -115,7 +133,8 @@ def check_target(out_dir: Path, overwrite: bool) -> dict[str, Any] | None:
         raise AnbenchError(f"--out {out_dir} holds an earlier anbench export ({len(manifest['files'])} files); "
                            f"pass --overwrite to replace it or choose a new folder")
     changed = [name for name, entry in manifest["files"].items()
-               if (out_dir / name).exists() and _sha256_file(out_dir / name) != (entry or {}).get("sha256")]
+               if not isinstance(entry, dict)
+               or ((out_dir / name).exists() and _sha256_file(out_dir / name) != entry.get("sha256"))]
     if changed:
         raise AnbenchError(f"--out {out_dir}: {_names(changed)} changed after anbench exported "
                            f"{'it' if len(changed) == 1 else 'them'}; move the folder away or export elsewhere")

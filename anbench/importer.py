@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import re
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,12 +85,11 @@ class ImportSummary:
     already_stored: int = 0
     renamed_runs: list[str] = field(default_factory=list)  # records that differ from a stored run of their name
     invalid: list[str] = field(default_factory=list)  # one line each
-    empty_repeats: list[tuple[str, str]] = field(default_factory=list)  # (file, first file): nothing to store
     cost_disagreements: list[str] = field(default_factory=list)  # one line each
 
     @property
     def skipped(self) -> int:
-        return len(self.invalid) + len(self.empty_repeats)
+        return len(self.invalid)
 
     def lines(self, few: int = 3) -> list[str]:
         """The human summary, one fact a line."""
@@ -100,15 +100,12 @@ class ImportSummary:
                if self.repeated_architectures else ""),
             f"trainings added: {self.trainings_added}, measurements added: {self.measurements_added}"
             + (f" ({self.already_stored} already stored)" if self.already_stored else ""),
-            f"skipped: {self.skipped} ({len(self.invalid)} invalid, {len(self.empty_repeats)} empty repeats)",
+            f"skipped: {self.skipped} invalid",
         ]
         if self.renamed_runs:
             shown = ", ".join(self.renamed_runs[:few]) + (", ..." if len(self.renamed_runs) > few else "")
             out.append(f"records that differ from the stored record of the same file and architecture: "
                        f"{len(self.renamed_runs)}, kept as runs of their own ({shown})")
-        if self.empty_repeats:
-            shown = ", ".join(f"{f} (no values; architecture of {w})" for f, w in self.empty_repeats[:few])
-            out.append(f"  empty repeats: {shown}{', ...' if len(self.empty_repeats) > few else ''}")
         out.append(f"cost disagreements (params/MACs vs model_info, tolerance {COST_TOLERANCE_M:g} M): "
                    f"{len(self.cost_disagreements)}")
         for line in self.cost_disagreements[:few]:
@@ -185,7 +182,8 @@ def _perf(key: str, entry: Any) -> tuple[str, dict[str, Any] | None]:
     if type(entry) is dict and tuple(entry) == keys:
         # the common, valid case in one pass; anything else takes the checks below, which name the problem
         mean, std = entry[keys[0]], entry[keys[1]]
-        if _positive(mean) and (std is None or std == 0 or _positive(std)):
+        # type first: False == 0, and a boolean std must take the checks below and be refused
+        if _positive(mean) and (std is None or (type(std) in (int, float) and std == 0) or _positive(std)):
             prefix = STORE_METRIC[metric]
             return device, {f"{prefix}_mean": mean, f"{prefix}_std": std}
     where = f"platform_perf.{key}"
@@ -346,6 +344,7 @@ def _record_results(record: ParsedRecord, now: str) -> list[StageResult]:
 
 
 _SETTINGS = dict(IMPORT_SETTINGS)
+_NO_TRAINING = {key: None for _, key in TRAIN_METRICS}
 
 
 def _legacy_imports(store: Store) -> set[tuple[str, str, str, str]]:
@@ -413,8 +412,9 @@ def import_anb_json(store: Store, directory: str | os.PathLike, skip_invalid: bo
         record_results = _record_results(record, now)
         if arch_id in first_file:
             if not record_results:
-                summary.empty_repeats.append((record.file, first_file[arch_id]))
-                continue
+                # a repeat with no values is still a record: kept as a training of nulls under its
+                # file name, so it exports back (a first record without values has its architecture)
+                record_results = _record_results(dataclasses.replace(record, train_metrics=dict(_NO_TRAINING)), now)
             repeated.add(arch_id)
         else:
             first_file[arch_id] = record.file

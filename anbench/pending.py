@@ -12,6 +12,7 @@ by anbench: the user removes them once the store has them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -43,7 +44,10 @@ def write_pending(store_path: Path, arch: Architecture, origin: dict, result: St
             "source": result.source, "created_at": result.created_at,
         },
     }
-    text = json.dumps(payload, indent=1)
+    try:
+        text = json.dumps(payload, indent=1, allow_nan=False)
+    except ValueError:  # keep the result rather than lose it: NaN written as null is still readable
+        text = json.dumps(_finite_or_none(payload), indent=1)
     last: Exception | None = None
     for folder in _candidates(Path(store_path)):
         try:
@@ -56,11 +60,26 @@ def write_pending(store_path: Path, arch: Architecture, origin: dict, result: St
     raise AnbenchError(f"cannot store the result of {arch.id} nor write a side file: {last}")
 
 
+def _finite_or_none(value: Any) -> Any:
+    """``value`` with NaN/Infinity (e.g. a diverged loss) as None: side files are strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
 def _load(path: Path) -> tuple[Architecture, dict, StageResult]:
+    from .record_files import read_json_record
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise AnbenchError(f"{path}: not a readable pending-result file ({exc})") from None
+        # the same hostile-file checks as an import: file type, size, nesting, finite numbers
+        data = read_json_record(path, os.path.realpath(path.parent))
+    except AnbenchError as exc:
+        why = str(exc).partition(": ")[2]  # read_json_record says "<name>: <why>"
+        raise AnbenchError(f"{path}: not a readable pending-result file ({why})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise AnbenchError(f"{path}: not an anbench pending-result file (format {FORMAT})")
     try:
@@ -70,6 +89,13 @@ def _load(path: Path) -> tuple[Architecture, dict, StageResult]:
                              r.get("source", "anbench"), r.get("created_at", ""), r.get("run", ""))
     except (KeyError, TypeError) as exc:
         raise AnbenchError(f"{path}: pending-result file lacks {exc}") from None
+    if not isinstance(result.metrics, dict):
+        raise AnbenchError(f"{path}: the result's metrics are not an object")
+    for key, value in result.metrics.items():
+        # as the importer: a mean is a positive number (a negative throughput is no measurement)
+        if key.endswith("_mean") and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                                            or value <= 0):
+            raise AnbenchError(f"{path}: metrics.{key} must be a number > 0, got {value!r}")
     if result.arch_id != arch.id:
         raise AnbenchError(f"{path}: result belongs to {result.arch_id}, not to the file's architecture {arch.id}")
     return arch, data.get("origin") or {}, result

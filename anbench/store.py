@@ -190,12 +190,14 @@ class Store:
     # -- opening ------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> "Store":
+    def open(cls, path: str | os.PathLike, busy_timeout_ms: int = BUSY_TIMEOUT_MS, probe: bool = True) -> "Store":
         """Open the store at ``path``, creating the file and schema if missing.
 
         Raises :class:`AnbenchError` (one line, naming the path) when the path or its
         directory cannot be written, the file is not SQLite, the database is not an
         anbench store, or its schema is newer than this anbench understands.
+        ``probe=False`` skips the read of every table's first page that refuses a damaged
+        store (for ``store check``, which must open one to say what is wrong).
         """
         path = Path(path)
         _check_location(path)
@@ -205,7 +207,7 @@ class Store:
         except sqlite3.Error as exc:
             raise AnbenchError(f"cannot open store {path}: {exc}") from None
         try:
-            _prepare(conn, path, busy_timeout_ms)
+            _prepare(conn, path, busy_timeout_ms, probe)
         except BaseException:
             conn.close()
             raise
@@ -254,16 +256,25 @@ class Store:
             self._depth = 1
             try:
                 yield self
-            except BaseException:
+            except BaseException as exc:
                 self._depth = 0
-                self.conn.execute("ROLLBACK")
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise AnbenchError(f"cannot write store {self.path}: {exc}") from None
                 raise
             self._depth = 0
             try:
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise AnbenchError(f"cannot write store {self.path}: {exc}") from None
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself after some failures (a failed COMMIT, a full disk):
+        # a ROLLBACK then would raise "no transaction is active" and hide the real error.
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
 
     # -- architectures ------------------------------------------------------------
 
@@ -620,6 +631,9 @@ def _check_location(path: Path) -> None:
     # sqlite3's own messages ("unable to open database file") name neither the path nor the cause.
     if path.is_dir():
         raise AnbenchError(f"store path {path} is a directory; give a file name such as {path / 'anbench.db'}")
+    if path.exists() and not path.is_file():
+        # /dev/null reads as an empty database and a FIFO blocks; both would get journals beside them
+        raise AnbenchError(f"store path {path} is not a regular file; give a file name such as anbench.db")
     parent = path.parent
     if not path.exists():
         try:
@@ -640,7 +654,7 @@ def _unusable(path: Path, why: str) -> AnbenchError:
     return AnbenchError(f"{path} is not a usable anbench store: {why}")
 
 
-def _prepare(conn: sqlite3.Connection, path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+def _prepare(conn: sqlite3.Connection, path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS, probe: bool = True) -> None:
     """Check the file is an anbench store (or empty); create the schema or migrate it forward.
 
     Nothing is written to a file that is refused.
@@ -658,13 +672,16 @@ def _prepare(conn: sqlite3.Connection, path: Path, busy_timeout_ms: int = BUSY_T
     elif version > SCHEMA_VERSION:
         raise AnbenchError(f"store {path} has schema version {version}, newer than this anbench understands "
                            f"({SCHEMA_VERSION}); upgrade anbench")
+    elif version < 1:
+        # marked as ours but with no version we ever wrote: migrating it would guess
+        raise _unusable(path, f"unknown schema version {version}")
     else:
         needed = {"architectures", "results"} | ({"leases"} if version >= 2 else set())
         if needed - tables:
             raise _unusable(path, f"it is marked as one but has no {', '.join(sorted(needed - tables))} table")
         try:
             # a cheap read of every table's first page catches most damage before any write
-            for table in sorted(needed):
+            for table in sorted(needed) if probe else ():
                 conn.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
             raise _unusable(path, f"damaged ({exc}); `anbench store check` says more") from None
@@ -689,7 +706,9 @@ def _prepare(conn: sqlite3.Connection, path: Path, busy_timeout_ms: int = BUSY_T
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
     except sqlite3.DatabaseError as exc:
         raise AnbenchError(f"cannot initialise store {path}: {exc}") from None

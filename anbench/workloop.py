@@ -8,7 +8,10 @@ Contract of :func:`run_items`:
 * Before running an item the loop claims it in the store (a lease with owner, host, pid,
   heartbeat and expiry). Another live worker's claim means "skip it"; an expired claim,
   or one held by a dead process on this host, is taken over. So several processes on one
-  store split the work, and a killed worker's item is picked up again.
+  store split the work, and a killed worker's item is picked up again. Items held by
+  others are looked at again after the pass: one whose lease is still renewed is left to
+  its worker; one whose lease expires meanwhile (a worker killed on another host) is
+  taken over. A busy store at claim time is retried with backoff.
 * While the stage function runs, a background thread renews the lease.
 * A finished result is never thrown away: storing it is retried with backoff while the
   store is busy, and when the store stays unusable the result goes to a side file
@@ -32,6 +35,7 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -139,45 +143,101 @@ def run_items(store: Store, items: Iterable[WorkItem], stage_fn: StageFn, *, lab
     summary = LoopSummary(total=len(items))
     display = _Display(len(items), label, progress)
     stop = _StopRequest()
+    held: dict[str, tuple[WorkItem, float]] = {}  # key -> (item, heartbeat seen): another worker's claim
+
+    def run_one(item: WorkItem) -> bool:
+        """Claim and run ``item``; False when the loop must stop (Ctrl-C)."""
+        state = _claim(store, item, owner, lease_s, store_patience_s)
+        if state in ("stored", "held"):
+            if state == "held":
+                held[item.key] = (item, _heartbeat_of(store, item.key))
+                return True
+            summary.skipped.append((item, state))
+            summary.already_stored += 1
+            display.advance()
+            return True
+        ctx = ItemContext(store, item, display)
+        display.status(f"{item.label}  started")
+        try:
+            with _Heartbeat(store, item, owner, lease_s, display):
+                output = stage_fn(item, ctx)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            _release_quietly(store, item.key, owner)
+            return False
+        except BaseException:
+            _release_quietly(store, item.key, owner)
+            raise
+        side_file = _store_result(store, item, output, owner, store_patience_s)
+        if side_file is _BEATEN:
+            # the lease was lost (taken over as expired) and the other worker stored first
+            summary.already_stored += 1
+            summary.skipped.append((item, "stored"))
+            display.line(f"{item.label}: another worker stored this result first; this run's result was not kept")
+        elif side_file:
+            summary.side_files.append(side_file)
+            display.line(f"{item.label}: the store stayed unusable; result kept in {side_file} "
+                         f"(anbench import --format pending {side_file})")
+        else:
+            summary.done.append((item, output))
+            if describe is not None:
+                display.line(describe(item, output))
+        display.advance()
+        return True
+
     with display, stop.installed():
         for item in items:
-            if stop.requested:
+            if stop.requested or not run_one(item):
                 summary.interrupted = True
                 break
-            state = _claim(store, item, owner, lease_s)
-            if state in ("stored", "held"):
-                summary.skipped.append((item, state))
-                if state == "stored":
-                    summary.already_stored += 1
-                else:
+        # items another worker held: a live worker renews its lease (then it is theirs); a
+        # killed one on another host stops renewing, and once its lease expires it is taken over
+        while held and not summary.interrupted and not stop.requested:
+            _wait_for_leases(store, held, lease_s, stop)
+            for key, (item, seen) in list(held.items()):
+                if stop.requested:
+                    break
+                now_seen = _heartbeat_of(store, key)
+                if now_seen is not None and now_seen != seen and not _expired(store, key):
+                    del held[key]  # renewed since we looked: a live worker has it
+                    summary.skipped.append((item, "held"))
                     summary.claimed_elsewhere += 1
-                display.advance()
-                continue
-            ctx = ItemContext(store, item, display)
-            display.status(f"{item.label}  started")
-            try:
-                with _Heartbeat(store, item.key, owner, lease_s):
-                    output = stage_fn(item, ctx)
-            except KeyboardInterrupt:
-                summary.interrupted = True
-                _release_quietly(store, item.key, owner)
-                break
-            except BaseException:
-                _release_quietly(store, item.key, owner)
-                raise
-            side_file = _store_result(store, item, output, owner, store_patience_s)
-            if side_file:
-                summary.side_files.append(side_file)
-                display.line(f"{item.label}: the store stayed unusable; result kept in {side_file} "
-                             f"(anbench import --format pending {side_file})")
-            else:
-                summary.done.append((item, output))
-                if describe is not None:
-                    display.line(describe(item, output))
-            display.advance()
+                    display.advance()
+                    continue
+                del held[key]
+                if not run_one(item):
+                    summary.interrupted = True
+                    break
+        for item, _ in held.values():  # interrupted while waiting
+            summary.skipped.append((item, "held"))
+            summary.claimed_elsewhere += 1
         if stop.requested:
             summary.interrupted = True
     return summary
+
+
+def _lease_row(store: Store, key: str) -> dict[str, Any] | None:
+    return next((lease for lease in store.leases() if lease["key"] == key), None)
+
+
+def _heartbeat_of(store: Store, key: str) -> float | None:
+    lease = _lease_row(store, key)
+    return lease["heartbeat_at"] if lease else None
+
+
+def _expired(store: Store, key: str) -> bool:
+    lease = _lease_row(store, key)
+    return lease is None or lease["expires_at"] <= time.time()
+
+
+def _wait_for_leases(store: Store, held: dict, lease_s: float, stop: "_StopRequest") -> None:
+    """Wait until the first held lease expires, or a quarter lease (a live worker renews by then)."""
+    leases = [_lease_row(store, key) for key in held]
+    expiries = [lease["expires_at"] for lease in leases if lease is not None]
+    wait_s = min([lease_s / 4] + [e - time.time() + 0.01 for e in expiries])
+    deadline = time.monotonic() + max(0.0, wait_s)
+    while not stop.requested and time.monotonic() < deadline:
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))  # waiting on another worker's lease
 
 
 def next_run(store: Store, arch_id: str, stage: str, target: str, settings: dict) -> str:
@@ -194,10 +254,20 @@ def raise_if_interrupted(summary: LoopSummary) -> None:
         raise Interrupted("interrupted")
 
 
-def _claim(store: Store, item: WorkItem, owner: str, lease_s: float) -> str:
-    if store.has_key(item.key):
-        return "stored"
-    return store.claim(item.key, item.arch.id, item.stage, item.target, owner, lease_s)
+def _claim(store: Store, item: WorkItem, owner: str, lease_s: float, patience_s: float = STORE_PATIENCE_S) -> str:
+    """Store.claim, retried with backoff while the store is busy (as storing a result is)."""
+    deadline = time.monotonic() + patience_s
+    delay = 0.05
+    while True:
+        try:
+            if store.has_key(item.key):
+                return "stored"
+            return store.claim(item.key, item.arch.id, item.stage, item.target, owner, lease_s)
+        except (AnbenchError, sqlite3.Error):
+            if time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)  # backoff between retries of a locked store, not synchronisation
+        delay = min(delay * 2, 5.0)
 
 
 def _release_quietly(store: Store, key: str, owner: str) -> None:
@@ -205,8 +275,13 @@ def _release_quietly(store: Store, key: str, owner: str) -> None:
         store.release(key, owner)
 
 
+# _store_result's answer when another worker had stored the item's result first
+_BEATEN = "\0beaten"
+
+
 def _store_result(store: Store, item: WorkItem, output: StageOutput, owner: str, patience_s: float) -> str | None:
-    """Store the item's result, retrying a busy store; the side file's path if it never worked."""
+    """Store the item's result, retrying a busy store: None once stored, :data:`_BEATEN` when
+    a result with its key was already stored, the side file's path if the store never worked."""
     from .pending import write_pending
 
     result = StageResult(item.arch.id, item.stage, item.target, item.settings, output.metrics, output.provenance,
@@ -219,9 +294,9 @@ def _store_result(store: Store, item: WorkItem, output: StageOutput, owner: str,
             # the architecture joins the store with its first result: a refused run adds nothing
             with store.transaction():
                 store.add_architecture(item.arch, origin=item.origin or {"source": item.stage})
-                store.add_result(result)
-            return None
-        except AnbenchError as exc:
+                added = store.add_result(result)
+            return None if added else _BEATEN
+        except (AnbenchError, sqlite3.Error) as exc:
             last_error = str(exc)
         if time.monotonic() + delay > deadline:
             break
@@ -233,8 +308,10 @@ def _store_result(store: Store, item: WorkItem, output: StageOutput, owner: str,
 class _Heartbeat:
     """Renews a lease from a background thread while the stage function works."""
 
-    def __init__(self, store: Store, key: str, owner: str, lease_s: float) -> None:
-        self._store, self._key, self._owner, self._lease_s = store, key, owner, lease_s
+    def __init__(self, store: Store, item: WorkItem, owner: str, lease_s: float, display: "_Display") -> None:
+        self._store, self._item, self._owner, self._lease_s = store, item, owner, lease_s
+        self._display = display
+        self.lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="anbench-lease", daemon=True)
 
@@ -248,8 +325,11 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         while not self._stop.wait(self._lease_s / 4):
-            with contextlib.suppress(AnbenchError, RuntimeError):
-                self._store.renew(self._key, self._owner, self._lease_s)
+            with contextlib.suppress(AnbenchError, RuntimeError, sqlite3.Error):
+                if not self._store.renew(self._item.key, self._owner, self._lease_s) and not self.lost:
+                    self.lost = True
+                    self._display.line(f"warning: {self._item.label}: lease lost to another worker (this one was "
+                                       "presumed dead); its result is kept only if stored first")
 
 
 class _StopRequest:

@@ -111,6 +111,16 @@ def test_device_selection_and_renaming(store, tmp_path):
         parse_device_specs(["cuda=a 100"])
 
 
+def test_device_specs_refuse_a_repeated_name_and_a_shared_alias(run_cli):
+    assert parse_device_specs(["cuda=a100", "cpu"]) == {"cuda": "a100", "cpu": "cpu"}
+    with pytest.raises(AnbenchError, match="both be exported as '3090'"):
+        parse_device_specs(["a100=3090", "3090"])  # a100 would be lost behind 3090
+    with pytest.raises(AnbenchError, match="--device a100 is given twice"):
+        parse_device_specs(["a100=x", "a100=y"])
+    refused = run_cli("export", "--out", "out", "--device", "a100=3090", "--device", "3090")
+    assert refused.exit_code == 2 and refused.output.count("error:") == 1
+
+
 def test_training_results_can_be_limited_to_one_dataset(store, tmp_path):
     store.add_result(training(B0, "2024-01-01T00:00:00.000+00:00", 70.0, dataset="imagenet"))
     store.add_result(training(B0, "2024-03-01T00:00:00.000+00:00", 99.0, dataset="synthetic"))

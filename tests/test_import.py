@@ -24,7 +24,7 @@ def test_import_stores_architectures_trainings_and_merged_measurements(run_cli, 
     out = result.output
     assert "records read: 5" in out and "architectures: 4 new, 1 with repeated records" in out
     assert "trainings added: 5, measurements added: 26" in out  # 6 + 4 + 6 + 6 + 6 measured devices
-    assert "skipped: 0 (0 invalid, 0 empty repeats)" in out
+    assert "skipped: 0 invalid" in out
     assert "cost disagreements (params/MACs vs model_info, tolerance 1e-06 M): 0" in out
 
     with open_store(store_path) as store:
@@ -128,6 +128,9 @@ BAD_RECORDS = [
     (lambda r: {**r, "platform_perf": {**r["platform_perf"],
                                        "throughput_a100": {"throughput_mean": "8874.1", "throughput_std": 1.5}}},
      "platform_perf.throughput_a100.throughput_mean"),
+    (lambda r: {**r, "platform_perf": {**r["platform_perf"],
+                                       "throughput_a100": {"throughput_mean": 8874.1, "throughput_std": False}}},
+     "platform_perf.throughput_a100.throughput_std"),  # False == 0, but a boolean is no std
     (lambda r: {**r, "platform_perf": {**r["platform_perf"], "throughput_a100": [8874.1, 1.5]}},
      "platform_perf.throughput_a100"),
     (lambda r: {**r, "platform_perf": {**r["platform_perf"], "throughput_a100": {"mean": 8874.1, "std": 1.5}}},
@@ -169,7 +172,7 @@ def test_skip_invalid_imports_the_rest(run_cli, store_path, tmp_path):
     assert len(problems) == 2
     assert problems[0].startswith("skipped result_2.json: not valid JSON")
     assert problems[1].startswith("skipped result_1710.json: metrics.train_time")
-    assert "skipped: 2 (2 invalid, 0 empty repeats)" in result.output
+    assert "skipped: 2 invalid" in result.output
     assert "architectures: 2 new" in result.output
     with open_store(store_path) as store:
         assert [s.origin["index"] for s in store.architectures()] == [0, 10]
@@ -242,7 +245,7 @@ def test_a_result_file_without_an_integer_index_is_invalid(run_cli, tmp_path):
     (folder / "result_final.json").write_text(json.dumps(anb.RESULT_10))
     result = import_dir(run_cli, folder)
     assert result.exit_code == 2 and "result_final.json: file name must be result_<integer>.json" in result.stderr
-    assert "skipped: 1 (1 invalid" in import_dir(run_cli, folder, "--skip-invalid").output
+    assert "skipped: 1 invalid" in import_dir(run_cli, folder, "--skip-invalid").output
 
 
 def test_importing_a_file_instead_of_a_folder_is_one_line(run_cli, tmp_path):
@@ -250,3 +253,31 @@ def test_importing_a_file_instead_of_a_folder_is_one_line(run_cli, tmp_path):
     record.write_text(json.dumps(anb.RESULT_10))
     result = import_dir(run_cli, record)
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "is not a directory" in result.stderr
+
+
+def _all_null(record):
+    empty = anb.copy(record)
+    empty["metrics"] = {key: None for key in empty["metrics"]}
+    for entry in empty["platform_perf"].values():
+        for key in entry:
+            entry[key] = None
+    return empty
+
+
+@pytest.mark.parametrize("empty_first", [True, False], ids=["empty-first", "empty-later"])
+def test_a_repeat_with_no_values_is_kept_and_exported_back_whatever_the_order(run_cli, store_path, tmp_path,
+                                                                              empty_first):
+    values, empty = anb.RESULT_1710, _all_null(anb.RESULT_1710)
+    records = {3: empty, 7: values} if empty_first else {3: values, 7: empty}
+    folder = anb.write_dir(tmp_path / "anb", records)
+    imported = import_dir(run_cli, folder)
+    assert imported.exit_code == 0, imported.output + imported.stderr
+    assert "records read: 2" in imported.output and "skipped: 0 invalid" in imported.output
+    exported = run_cli("export", "--out", tmp_path / "out")
+    assert exported.exit_code == 0, exported.output + exported.stderr
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.glob("result_*.json")) == ["result_3.json", "result_7.json"]
+    for name in ("result_3.json", "result_7.json"):
+        assert (out / name).read_bytes() == (folder / name).read_bytes(), name
+    manifest = json.loads((out / "anbench-export.json").read_text())
+    assert manifest["counts"]["trained"] == 1  # the nulls are no training

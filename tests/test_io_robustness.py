@@ -1,6 +1,7 @@
 """Robustness of import and export: hostile record files, bad records, bad export targets,
 kill -9 and Ctrl-C half-way. Each kind of bad input is its own test id."""
 
+import hashlib
 import json
 import os
 import signal
@@ -8,11 +9,13 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 
 import anb_records as anb
+from anbench.errors import AnbenchError
 from anbench.store import Store
 
 INDEX = 3  # the hostile entry is result_3.json, between the good records 0, 2, 10, 1710
@@ -412,3 +415,54 @@ def test_without_an_atomic_exchange_the_two_renames_still_replace_the_export(run
     assert run_cli("export", "--out", out, "--overwrite").exit_code == 0
     assert len(list(out.glob("result_*.json"))) == 5
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
+
+
+def _manifest(out, files):
+    out.mkdir()
+    (out / "anbench-export.json").write_text(json.dumps({"format": "anbench-export/1", "files": files}))
+    return out
+
+
+def test_a_manifest_naming_files_outside_its_folder_is_foreign_and_nothing_is_removed(run_cli, imported, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    digest = hashlib.sha256(victim.read_bytes()).hexdigest()
+    for name in ["../victim.txt", str(victim), ".", "notes.txt"]:
+        out = _manifest(tmp_path / f"out{len(name)}", {name: {"sha256": digest, "bytes": 7}})
+        result = run_cli("export", "--out", out, "--overwrite")
+        assert result.exit_code == 2 and "which no anbench export wrote" in result.stderr, (name, result.output)
+        assert victim.read_text() == "keep me"
+        assert tree(out) == {"anbench-export.json": (out / "anbench-export.json").read_bytes()}
+
+
+def test_a_manifest_entry_that_is_not_an_object_counts_as_changed(run_cli, imported, tmp_path):
+    out = _manifest(tmp_path / "out", {"result_0.json": "sha"})
+    (out / "result_0.json").write_text("{}")
+    result = run_cli("export", "--out", out, "--overwrite")
+    assert result.exit_code == 2 and "result_0.json changed after anbench exported it" in result.stderr, result.output
+    assert (out / "result_0.json").read_text() == "{}"
+
+
+def test_a_fifo_as_manifest_or_listed_file_never_blocks_the_export(tmp_path):
+    from anbench.export_dir import check_target
+
+    fifo_manifest = tmp_path / "a"
+    fifo_manifest.mkdir()
+    os.mkfifo(fifo_manifest / "anbench-export.json")
+    fifo_listed = _manifest(tmp_path / "b", {"result_0.json": {"sha256": "0" * 64, "bytes": 2}})
+    os.mkfifo(fifo_listed / "result_0.json")
+    outcomes = {}
+
+    def check(out):
+        try:
+            check_target(out, overwrite=True)
+        except AnbenchError as exc:
+            outcomes[out.name] = str(exc)
+
+    for out in (fifo_manifest, fifo_listed):
+        worker = threading.Thread(target=check, args=(out,), daemon=True)
+        worker.start()
+        worker.join(60)  # a guard against a hang, not synchronisation: the check never waits on anything
+        assert not worker.is_alive(), f"check_target blocked on a FIFO in {out}"
+    assert "which no anbench export wrote" in outcomes["a"]
+    assert "result_0.json changed after" in outcomes["b"]

@@ -2,6 +2,7 @@
 store untouched. Every case has its own test id naming the kind of bad input."""
 
 import json
+import textwrap
 import sqlite3
 from pathlib import Path
 
@@ -167,3 +168,27 @@ def test_an_unusable_store_is_one_line_and_left_untouched(name, make, run_cli, t
     if snapshot is not None:
         assert path.read_bytes() == snapshot
         assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line_and_exit_130(tmp_path):
+    import subprocess
+    import sys
+
+    # KeyboardInterrupt where the real one lands: while a command module is being imported
+    code = textwrap.dedent("""
+        import sys
+
+        class CtrlC:
+            def find_spec(self, name, path=None, target=None):
+                if name == "anbench.cli.measure_cmd":
+                    raise KeyboardInterrupt
+                return None
+
+        sys.meta_path.insert(0, CtrlC())
+        from anbench.cli import main
+        sys.argv = ["anbench", "--store", sys.argv[1], "results"]
+        main()
+    """)
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.db")], capture_output=True, text=True,
+                          timeout=300)
+    assert (done.returncode, done.stderr) == (130, "error: interrupted\n"), done.stderr

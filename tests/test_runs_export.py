@@ -150,6 +150,44 @@ def test_pending_side_files_are_imported_back(run_cli, store_path, tmp_path):
     assert "pending results: 0 new, 1 already stored" in run_cli("import", "--format", "pending", side.parent).output
 
 
+def _side_file(tmp_path, name, edit):
+    side = write_pending(tmp_path / "gone.db", named("smallest"), {"source": "measure"},
+                         own_measurement(named("smallest"), "cpu", 10.0), "database is locked")
+    text = edit(side.read_text())
+    bad = tmp_path / "bad" / name
+    bad.parent.mkdir(exist_ok=True)
+    bad.write_text(text)
+    return bad
+
+
+@pytest.mark.parametrize("name,edit,expected", [
+    ("nested.json", lambda t: t.replace('"hostname": "lab-1"', '"hostname": ' + "[" * 100_000 + "]" * 100_000), "nested deeper"),
+    ("nan.json", lambda t: t.replace('"throughput_ips_mean": 10.0', '"throughput_ips_mean": NaN'), "NaN is not a finite"),
+    ("negative.json", lambda t: t.replace('"throughput_ips_mean": 10.0', '"throughput_ips_mean": -10.0'),
+     "metrics.throughput_ips_mean must be a number > 0, got -10.0"),
+], ids=["nested", "nan", "negative"])
+def test_a_hostile_side_file_is_one_line_and_stores_nothing(run_cli, store_path, tmp_path, name, edit, expected):
+    bad = _side_file(tmp_path, name, edit)
+    assert bad.read_text() != _side_file(tmp_path, "plain.json", lambda t: t).read_text()
+    taken = run_cli("import", "--format", "pending", bad)
+    assert taken.exit_code == 2 and expected in taken.stderr and len(taken.stderr.splitlines()) == 1, taken.stderr
+    with Store.open(store_path) as store:
+        assert store.count_results() == 0
+
+
+def test_a_nan_result_is_kept_as_null_in_its_side_file_and_never_exported_as_nan(run_cli, store_path, tmp_path):
+    arch = named("smallest")
+    result = StageResult(arch.id, "train", "synthetic", {}, {"val_top1": 50.0, "val_loss": float("nan")}, {})
+    side = write_pending(tmp_path / "gone.db", arch, {"source": "train"}, result, "database is locked")
+    assert json.loads(side.read_text())["result"]["metrics"] == {"val_top1": 50.0, "val_loss": None}
+    assert run_cli("import", "--format", "pending", side).exit_code == 0
+    with Store.open(store_path) as store:  # a NaN stored by other means is refused at export, one line
+        store.add_result(StageResult(arch.id, "measure", "cpu", {}, {"throughput_ips_mean": float("nan")}, {}))
+    exported = run_cli("export", "--out", tmp_path / "out")
+    assert exported.exit_code == 2 and "not a finite number" in exported.stderr, exported.output + exported.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not RELEASED.exists(), reason="the released dataset lies in ../shared (absent on a fresh clone)")
 def test_the_released_dataset_comes_back_byte_for_byte(run_cli, store_path, tmp_path):

@@ -1,6 +1,7 @@
 """The SQLite results store: exact round trips, idempotence, atomicity, concurrency, bad files."""
 
 import os
+from pathlib import Path
 import signal
 import sqlite3
 import subprocess
@@ -247,6 +248,17 @@ def test_unusable_locations_are_refused(tmp_path):
     with pytest.raises(AnbenchError) as excinfo:
         Store.open(tmp_path)
     assert_one_line_error(excinfo, str(tmp_path), "is a directory")
+
+
+def test_a_device_or_fifo_is_not_a_store(tmp_path):
+    fifo = tmp_path / "pipe.db"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/null"), fifo):
+        with pytest.raises(AnbenchError) as excinfo:
+            Store.open(path)
+        assert_one_line_error(excinfo, str(path), "is not a regular file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.db"]  # no journal beside it
+    assert not Path("/dev/null-journal").exists() and not Path("/dev/null-wal").exists()
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only directories")

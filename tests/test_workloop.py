@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,15 @@ def test_a_live_claim_is_respected_and_an_expired_or_dead_one_taken_over(tmp_pat
         assert store.claim(item.key, arch.id, "measure", "t", "worker-a", 60) == "claimed"
         assert store.claim(item.key, arch.id, "measure", "t", "worker-a", 60) == "claimed"  # renewing is fine
         assert store.claim(item.key, arch.id, "measure", "t", "worker-b", 60) == "held"
-        assert run_items(store, [item], echo_stage([]), progress=False).claimed_elsewhere == 1
+        real_leases = store.leases
+
+        def leases():
+            store.renew(item.key, "worker-a", 60)  # worker-a is alive: it renews between any two looks
+            return real_leases()
+
+        store.leases = leases
+        assert run_items(store, [item], echo_stage([]), progress=False, lease_s=0.2).claimed_elsewhere == 1
+        store.leases = real_leases
 
         assert store.claim(item.key, arch.id, "measure", "t", "worker-a", -1) == "claimed"  # now expired
         assert store.claim(item.key, arch.id, "measure", "t", "worker-b", 60) == "claimed"
@@ -260,7 +269,7 @@ def test_store_check_and_backup_commands(run_cli, store_path, tmp_path):
     assert again.exit_code == 2 and "exists" in again.stderr
 
 
-def test_garbled_pages_are_one_line_and_check_says_what_is_wrong(run_cli, store_path):
+def _garble(store_path):
     with Store.open(store_path) as store:
         store.add_architecture(named("smallest"))
         for i in range(400):
@@ -271,10 +280,165 @@ def test_garbled_pages_are_one_line_and_check_says_what_is_wrong(run_cli, store_
     for offset in range(page * 10, min(len(data), page * 30)):  # garble pages deep inside the results table
         data[offset] = (data[offset] * 7 + 13) % 256
     store_path.write_bytes(bytes(data))
+
+
+def test_garbled_pages_are_one_line_and_check_says_what_is_wrong(run_cli, store_path):
+    _garble(store_path)
     before = store_path.read_bytes()
     listed = run_cli("results", "--format", "json")
     assert listed.exit_code == 2 and "not a usable anbench store" in listed.stderr
     assert len(listed.stderr.strip().splitlines()) == 1
     checked = run_cli("store", "check")
-    assert checked.exit_code in (1, 2) and ("problem:" in checked.output or "not a usable" in checked.stderr)
+    assert checked.exit_code == 1, checked.output + checked.stderr
+    assert "problem: integrity:" in checked.output or "problem: database error:" in checked.output, checked.output
+    assert checked.stderr == ""
+    as_json = run_cli("store", "check", "--format", "json")
+    assert as_json.exit_code == 1 and json.loads(as_json.output)["problems"]
     assert store_path.read_bytes() == before  # never "repaired" behind the user's back
+
+
+class _FailingCommit:
+    """A connection whose COMMIT fails the way SQLite's does on an I/O error: SQLite has
+    already rolled the transaction back when the error reaches the caller."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self._writes_result = False
+
+    def execute(self, sql, *args):
+        if sql.startswith("INSERT INTO results"):
+            self._writes_result = True  # leases still work: the result's own commit fails
+        if sql == "COMMIT" and self._writes_result:
+            self._writes_result = False
+            self._conn.execute("ROLLBACK")
+            raise sqlite3.OperationalError("disk I/O error")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def test_a_failed_commit_is_one_error_and_the_result_goes_to_a_side_file(tmp_path):
+    arch = named("smallest")
+    with Store.open(tmp_path / "s.db") as store:
+        store.add_architecture(arch)
+        real = store._conn
+        store._conn = _FailingCommit(real)
+        with pytest.raises(AnbenchError, match="cannot write store .*disk I/O error"):
+            store.add_result(StageResult(arch.id, "measure", "t", {}, {}, {}))
+        assert not real.in_transaction
+        stage = lambda item, ctx: StageOutput({"throughput_ips_mean": 5.0}, {})
+        summary = run_items(store, items_for([arch]), stage, progress=False, store_patience_s=0.1)
+        store._conn = real
+        (side,) = summary.side_files
+        assert not summary.done
+        assert json.loads(Path(side).read_text())["result"]["metrics"] == {"throughput_ips_mean": 5.0}
+        assert store.results() == []
+
+
+def test_the_heartbeat_survives_sqlite_errors(tmp_path):
+    arch = named("smallest")
+    renewals = []
+    two = threading.Event()
+    with Store.open(tmp_path / "s.db") as store:
+        def renew(*args):
+            renewals.append(args)
+            if len(renewals) >= 2:
+                two.set()
+            raise sqlite3.OperationalError("database disk image is malformed")
+
+        store.renew = renew
+        summary = run_items(store, items_for([arch]), lambda item, ctx: StageOutput({"ok": two.wait(30)}, {}),
+                            progress=False, lease_s=0.02)
+        assert len(renewals) >= 2  # a dead heartbeat thread would have renewed once
+        assert summary.done[0][1].metrics == {"ok": True}
+
+
+def test_a_worker_that_lost_its_lease_says_so_and_does_not_count_the_item_done(tmp_path, capsys):
+    arch = named("smallest")
+    (item,) = items_for([arch])
+    lost = threading.Event()
+    with Store.open(tmp_path / "s.db") as store:
+        real_renew = store.renew
+
+        def renew(*args):
+            kept = real_renew(*args)
+            if not kept:
+                lost.set()
+            return kept
+
+        store.renew = renew
+
+        def stage(it, ctx):
+            # another worker presumed this one dead, took the lease over and stored its own result
+            store.conn.execute("UPDATE leases SET owner = 'worker-b' WHERE key = ?", (it.key,))
+            store.add_result(StageResult(arch.id, "measure", "t", {"batch_size": 1}, {"throughput_ips_mean": 9.0}, {}))
+            assert lost.wait(30)
+            return StageOutput({"throughput_ips_mean": 1.0}, {})
+
+        store.add_architecture(arch)
+        summary = run_items(store, [item], stage, progress=False, lease_s=0.02)
+        assert not summary.done and summary.already_stored == 1
+        assert [r.metrics for r in store.results()] == [{"throughput_ips_mean": 9.0}]
+    out = capsys.readouterr().out
+    assert "lease lost to another worker" in out
+    assert "another worker stored this result first" in out
+    assert summary.line("measured") == "0 measured, 1 already stored"
+
+
+@pytest.mark.parametrize("version", [0, -1])
+def test_a_marked_store_with_no_known_version_is_refused_untouched(tmp_path, run_cli, store_path, version):
+    with Store.open(store_path) as store:
+        store.add_architecture(named("smallest"))
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store.conn.execute("PRAGMA journal_mode = DELETE")
+        store.conn.execute(f"PRAGMA user_version = {version}")
+    before = store_path.read_bytes()
+    with pytest.raises(AnbenchError, match=f"not a usable anbench store: unknown schema version {version}"):
+        Store.open(store_path)
+    listed = run_cli("results")
+    assert listed.exit_code == 2 and listed.stderr.count("\n") == 1 and "unknown schema version" in listed.stderr
+    assert store_path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [store_path.name]  # no -wal / -shm / journal
+
+
+def test_a_lease_that_expires_during_the_pass_is_taken_over_and_a_renewed_one_left(tmp_path):
+    dead, live = sample(2, seed=11)
+    items = items_for([dead, live])
+    calls = []
+    with Store.open(tmp_path / "s.db") as store:
+        for item in items:
+            store.add_architecture(item.arch)
+        # a worker on another host: killed (its lease runs out soon) / alive (it keeps renewing)
+        store.conn.execute("INSERT INTO leases VALUES (?, ?, 'measure', 't', 'gone', 'elsewhere', 1, 't', ?, ?)",
+                           (items[0].key, dead.id, 0.0, time.time() + 0.3))
+        store.conn.execute("INSERT INTO leases VALUES (?, ?, 'measure', 't', 'alive', 'elsewhere', 2, 't', ?, ?)",
+                           (items[1].key, live.id, 0.0, time.time() + 3600))
+        real_leases = store.leases
+
+        def leases():
+            store.renew(items[1].key, "alive", 3600)  # the live worker renews between any two looks
+            return real_leases()
+
+        store.leases = leases
+        summary = run_items(store, items, echo_stage(calls), progress=False, lease_s=0.2)
+        assert calls == [dead.id]
+        assert [i.arch.id for i, _ in summary.done] == [dead.id] and summary.claimed_elsewhere == 1
+        assert [r.arch_id for r in store.results()] == [dead.id]
+
+
+def test_a_busy_store_at_claim_time_is_waited_for(tmp_path):
+    arch = named("smallest")
+    failures = []
+    with Store.open(tmp_path / "s.db") as store:
+        real_claim = store.claim
+
+        def claim(*args):
+            if len(failures) < 2:
+                failures.append(args)
+                raise AnbenchError(f"store {store.path} is busy or not writable: database is locked")
+            return real_claim(*args)
+
+        store.claim = claim
+        summary = run_items(store, items_for([arch]), echo_stage([]), progress=False, store_patience_s=60)
+        assert len(failures) == 2 and len(summary.done) == 1

@@ -17,7 +17,25 @@ from .common import DEFAULT_STORE, AppContext
 
 
 class AnbenchGroup(click.Group):
-    """Maps user mistakes to one line + exit 2, and keeps tracebacks for real bugs."""
+    """Maps user mistakes to one line + exit 2, and keeps tracebacks for real bugs.
+
+    The built-in commands join on the first look at :attr:`commands`, not at import: their
+    modules import slowly, and a Ctrl-C then must reach :func:`main`'s handler (one line),
+    not the interpreter's traceback. ``cli`` used directly (CliRunner) registers them the same way.
+    """
+
+    _builtins_registered = False
+
+    @property
+    def commands(self):
+        if not self._builtins_registered:
+            self._builtins_registered = True
+            _register_commands()
+        return self._commands
+
+    @commands.setter
+    def commands(self, value) -> None:
+        self._commands = value
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         # click's own usage errors print usage, a hint and the error on three lines: one
@@ -119,13 +137,14 @@ def _load_plugins() -> None:
         host.warn()
 
 
-_register_commands()
-
-
 def main() -> None:
     try:
-        _load_plugins()
+        _load_plugins()  # the first look at cli.commands: imports every command module
+        cli.main(prog_name="anbench")
     except AnbenchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    cli.main(prog_name="anbench")
+    except KeyboardInterrupt:
+        # Ctrl-C while the commands load; later ones are handled by the group itself
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)

@@ -22,11 +22,12 @@ class AppContext:
     store_path: Path
     _store: Any = field(default=None, repr=False)
 
-    def store(self):
+    def store(self, probe: bool = True):
+        """The store, opened on first use; ``probe=False`` opens a damaged one too (store check)."""
         if self._store is None:
             from ..store import Store
 
-            self._store = Store.open(self.store_path)
+            self._store = Store.open(self.store_path, probe=probe)
         return self._store
 
     def close(self) -> None:

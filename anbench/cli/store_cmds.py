@@ -30,15 +30,25 @@ def check_cmd(fmt):
     Example:
       anbench --store campaign.db store check
     """
-    store = app().store()
+    import sqlite3
+
+    store = app().store(probe=False)  # a damaged store is what this command is for
     problems = store.check()
-    counts = {"architectures": store.count_architectures(), "results": store.count_results(),
-              "leases": len(store.leases())}
+    try:
+        counts = {"architectures": store.count_architectures(), "results": store.count_results(),
+                  "leases": len(store.leases())}
+    except sqlite3.DatabaseError as exc:
+        counts = {"architectures": None, "results": None, "leases": None}
+        if not problems:
+            problems.append(f"database error: {exc}")
     if fmt == "json":
         print_json({"store": str(store.path), "ok": not problems, "problems": problems, **counts})
     else:
-        click.echo(f"{store.path}: {counts['architectures']} architectures, {counts['results']} results, "
-                   f"{counts['leases']} leases held")
+        if counts["architectures"] is None:
+            click.echo(f"{store.path}: cannot count its rows")
+        else:
+            click.echo(f"{store.path}: {counts['architectures']} architectures, {counts['results']} results, "
+                       f"{counts['leases']} leases held")
         for line in problems:
             click.echo(f"problem: {line}")
         click.echo("ok" if not problems else f"{len(problems)} problem{'s' if len(problems) > 1 else ''} found")

@@ -37,7 +37,7 @@ demo: install
 	$(BIN)/anbench --store $(DEMO)/anbench.db results
 	$(BIN)/anbench --store $(DEMO)/anbench.db export --format anb-json --dataset synthetic --out $(DEMO)/anb
 	$(BIN)/anbench --store $(DEMO)/anbench.db export --format csv --dataset synthetic --out $(DEMO)/csv
-	@echo "demo records: $$(ls $(DEMO)/anb | wc -l) ANB JSON files in $(DEMO)/anb, CSV in $(DEMO)/csv"
+	@echo "demo records: $$(ls $(DEMO)/anb/result_*.json | wc -l) ANB JSON files in $(DEMO)/anb, CSV in $(DEMO)/csv"
 
 # pytest exits 5 when it collects nothing: that must fail, like any failing test.
 test: install

@@ -136,7 +136,13 @@ class DpuDevice:
         """Latency and throughput of ``request.artifact`` measured on the board: flat metrics.
 
         Options carried by the request (``request.options``, where the core has them)
-        override the configured ones."""
+        override the configured ones. The board runs int8 inference at the DPU's own batch:
+        any other mode or precision is refused, never measured under the wrong name."""
+        if getattr(request, "mode", "inference") != "inference":
+            raise AnbenchError(f"device {self.name} runs inference only, not --mode {request.mode}")
+        precision = getattr(request, "precision", "int8")
+        if precision not in PRECISIONS:
+            raise AnbenchError(f"the DPU runs int8 only; precision {precision!r} is not served")
         extra = getattr(request, "options", None)
         if extra:
             return self.with_options({**self.options, **extra})._measure(request)

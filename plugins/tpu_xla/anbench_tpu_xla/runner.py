@@ -116,6 +116,9 @@ class TpuDevice:
         dtype = torch.bfloat16 if request.precision == "bf16" else None
         workload = build_workload(request, device, dtype=dtype)
         workload.no_grad_only = True
+        # materialise the moved and cast weights and inputs now: left pending they would join
+        # the first step's graph, and the second step would compile again
+        torch_xla.sync()
         self._wait()
         return _Prepared(workload, device)
 

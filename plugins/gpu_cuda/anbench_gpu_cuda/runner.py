@@ -128,7 +128,8 @@ class CudaDevice:
         facts: dict[str, Any] = {
             "kind": "cuda",
             "torch_device": self.device_spec,
-            "channels_last": self.channels_last,
+            # channels_last is left out: it is a per-request option, and the one used is in the
+            # settings (resolve_request); the constructor's default would contradict them
             "cudnn_benchmark": self.cudnn_benchmark,
             "torch": torch.__version__,
             "cuda_runtime": torch.version.cuda,

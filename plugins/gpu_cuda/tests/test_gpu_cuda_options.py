@@ -34,6 +34,13 @@ def test_resolve_request_makes_every_option_explicit():
     assert resolved.settings()["options"]["compile"] is True
 
 
+def test_describe_does_not_contradict_the_channels_last_option_used():
+    runner = CudaDevice(device="cpu", channels_last=True)
+    used = runner.resolve_request(request(options={"channels_last": False}))
+    assert used.settings()["options"]["channels_last"] is False
+    assert "channels_last" not in runner.describe()
+
+
 @pytest.mark.parametrize("options, text", [
     ({"graphs": True}, "takes options"),
     ({"compile": "yes"}, "true or false"),

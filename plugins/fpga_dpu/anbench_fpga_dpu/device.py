@@ -21,6 +21,7 @@ runner, ``run(k)`` = k DPU jobs one after the other.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,7 @@ def _budget(value) -> float:
         budget = float(value)
     except (TypeError, ValueError):
         budget = -1.0
-    if not budget > 0:
+    if not (math.isfinite(budget) and budget > 0):
         raise AnbenchError(f"device option budget_s={value!r} must be a positive number of seconds")
     return budget
 

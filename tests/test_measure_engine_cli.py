@@ -262,3 +262,9 @@ def test_progress_line_names_the_cause_before_its_symptoms():
                "latency_ms: too few windows: 4 kept, 10 needed"]
     assert _short_reasons(reasons) == ("host busy: load 7.00 on 2 cores; CI target not reached within budget: "
                                        "±9% > ±1%; +1 more")
+
+
+@pytest.mark.parametrize("option", [("--budget-s", "nan"), ("--budget-s", "inf"), ("--ci-target", "nan")])
+def test_non_finite_timing_options_are_one_line_errors(run_cli, option):
+    out = run_cli("measure", "--device", "cpu", "--arch", "smallest", *option)
+    assert out.exit_code == 2 and out.output.count("\n") == 1 and out.output.startswith("error: ")

@@ -74,7 +74,8 @@ class CpuDevice:
             raise AnbenchError(f"device cpu runs fp32 only, not {request.precision}")
         request = self.resolve_request(request)
         # refuse before allocating: an impossible batch must not end in the OOM killer
-        check_batch_fits(request.arch, request.batch_size, request.input_shape, request.activation, request.precision)
+        check_batch_fits(request.arch, request.batch_size, request.input_shape, request.activation, request.precision,
+                         mode=request.mode)
         threads_before = torch.get_num_threads()
         torch.set_num_threads(request.threads)
         memory_format = torch.channels_last if request.options["channels_last"] else None

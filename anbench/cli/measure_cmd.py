@@ -38,7 +38,8 @@ from .common import app, format_option, host, parse_key_values, print_json, reso
 @click.option("--ci-target", type=click.FloatRange(min=0.01, max=50), default=1.0, show_default=True,
               help="Stop when the 95% CI half-width is within this percentage of the mean.")
 @click.option("--budget-s", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
-              help="Time budget per metric (adaptive); a CI target not reached by then makes it INVALID.")
+              help="Time budget per metric (adaptive); a CI target not reached by then makes it INVALID. "
+                   "Self-timed boards: their budget per mode.")
 @click.option("--warmup", type=click.IntRange(min=0), default=None,
               help="Fixed schedule: warm-up batches [the device's original procedure, else 2].")
 @click.option("--repeats", type=click.IntRange(min=1), default=None, help="Fixed schedule: timed windows [device's, else 5].")
@@ -90,6 +91,8 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
     plugins = host()
     runner = plugins.registry.device(device_name)
     device_options = _device_options(board_host, identity, on_board, device_options)
+    if hasattr(runner, "measure_on_device"):
+        device_options = _self_timed_options(click.get_current_context(), device_name, device_options)
     options: dict = {}  # options of the request (resolved and validated by the runner)
     if device_options and hasattr(runner, "with_options"):
         runner = runner.with_options(device_options)  # options that configure the runner (boards)
@@ -130,7 +133,10 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
         option_settings = {k: v for k, v in device_options.items() if k != "identity"} if not options else {}
         items = []
         for entry in work:
-            settings = dict(request_for(entry.arch).settings(), timing=timing, latency=not no_latency)
+            if self_timed:  # the device's own procedure and batch: the engine's timing does not apply
+                settings = {k: v for k, v in request_for(entry.arch).settings().items() if k != "batch_size"}
+            else:
+                settings = dict(request_for(entry.arch).settings(), timing=timing, latency=not no_latency)
             if option_settings:
                 settings["device_options"] = option_settings
             if cores:
@@ -199,6 +205,32 @@ def _parse_isolate(text: str | None) -> list[int] | None:
     if outside:
         raise AnbenchError(f"--isolate: cores {outside} are not available to this process (it may use {allowed})")
     return cores
+
+
+# the statistical engine's options: a device that times itself never reads them
+SELF_TIMED_REFUSED = ("batch_size", "schedule", "ci_target", "warmup", "repeats", "batches", "no_latency",
+                      "wait_quiet")
+
+
+def _self_timed_options(ctx: click.Context, device_name: str, device_options: dict) -> dict:
+    """Device options for a self-timed device (a DPU board), with ``--budget-s`` forwarded.
+
+    The board runs its own procedure at the DPU's batch, so the engine's options would be
+    stored in the settings yet ignored: they are refused. ``--budget-s`` becomes the device
+    option ``budget_s``, written as ``--option budget_s=S`` would be so both key alike.
+    """
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+
+    refused = [f"--{name.replace('_', '-')}" for name in SELF_TIMED_REFUSED if given(name)]
+    if refused:
+        raise AnbenchError(f"device '{device_name}' times itself on the device: {', '.join(refused)} "
+                           "would be ignored; its time budget is --budget-s")
+    if given("budget_s"):
+        if "budget_s" in device_options:
+            raise AnbenchError("give the budget once: --budget-s or --option budget_s=S, not both")
+        device_options = {**device_options, "budget_s": f"{ctx.params['budget_s']:g}"}
+    return device_options
 
 
 def _device_options(board_host, identity, on_board, pairs) -> dict:

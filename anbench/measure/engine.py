@@ -74,6 +74,12 @@ class EnginePolicy:
             raise PolicyError(f"confidence must be in [0.5, 1), not {self.confidence}")
         if self.min_windows < 3 or self.max_windows < self.min_windows:
             raise PolicyError("need 3 <= min_windows <= max_windows")
+        # nan passes every "< 0" test and inf would never end the run: both are refused first
+        times = {"budget_s": self.budget_s, "min_window_s": self.min_window_s, "min_duration_s": self.min_duration_s,
+                 "max_shift": self.max_shift, "max_discard_fraction": self.max_discard_fraction}
+        for name, value in times.items():
+            if not math.isfinite(value):
+                raise PolicyError(f"{name} must be a finite number, not {value}")
         if self.budget_s <= 0 or self.min_window_s < 0 or self.min_duration_s < 0:
             raise PolicyError("budget_s must be positive; min_window_s and min_duration_s not negative")
         if self.mser_batch < 1:

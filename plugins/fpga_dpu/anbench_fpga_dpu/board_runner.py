@@ -309,14 +309,32 @@ def _threads(text: str):
     return value
 
 
+def _budget_s(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds") from None
+    if not (math.isfinite(value) and value > 0):  # nan would pass a plain > 0 test's negation
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+class _JsonErrorParser(argparse.ArgumentParser):
+    """Bad arguments come back like every other failure: one ``{"error": ...}`` line, status 2."""
+
+    def error(self, message):
+        print(json.dumps({"error": message}))
+        sys.exit(2)
+
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m anbench_fpga_dpu.board_runner",
+    p = _JsonErrorParser(prog="python -m anbench_fpga_dpu.board_runner",
                                 description="Measure a compiled xmodel on the DPU; prints one JSON object.")
     p.add_argument("--xmodel", required=True, help="compiled xmodel (exactly one DPU subgraph)")
     p.add_argument("--mode", required=True, choices=("latency", "throughput"))
     p.add_argument("--threads", type=_threads, default=0,
                    help="throughput threads, or 'auto' to try counts (default: 5 on DPUCZDX8G, 6 on DPUCVDX8G)")
-    p.add_argument("--budget-s", type=float, default=30.0, help="time budget of the measurement (seconds)")
+    p.add_argument("--budget-s", type=_budget_s, default=30.0, help="time budget of the measurement (seconds)")
     return p.parse_args(argv)
 
 
@@ -342,7 +360,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         out = run(args)
-    except RunnerError as exc:
+    except (RunnerError, ValueError) as exc:  # ValueError: the engine's PolicyError (an impossible policy)
         print(json.dumps({"error": str(exc)}))
         return 2
     print(json.dumps(out))

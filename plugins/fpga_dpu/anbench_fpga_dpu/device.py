@@ -21,6 +21,7 @@ runner, ``run(k)`` = k DPU jobs one after the other.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,7 @@ def _budget(value) -> float:
         budget = float(value)
     except (TypeError, ValueError):
         budget = -1.0
-    if not budget > 0:
+    if not (math.isfinite(budget) and budget > 0):
         raise AnbenchError(f"device option budget_s={value!r} must be a positive number of seconds")
     return budget
 
@@ -136,7 +137,13 @@ class DpuDevice:
         """Latency and throughput of ``request.artifact`` measured on the board: flat metrics.
 
         Options carried by the request (``request.options``, where the core has them)
-        override the configured ones."""
+        override the configured ones. The board runs int8 inference at the DPU's own batch:
+        any other mode or precision is refused, never measured under the wrong name."""
+        if getattr(request, "mode", "inference") != "inference":
+            raise AnbenchError(f"device {self.name} runs inference only, not --mode {request.mode}")
+        precision = getattr(request, "precision", "int8")
+        if precision not in PRECISIONS:
+            raise AnbenchError(f"the DPU runs int8 only; precision {precision!r} is not served")
         extra = getattr(request, "options", None)
         if extra:
             return self.with_options({**self.options, **extra})._measure(request)

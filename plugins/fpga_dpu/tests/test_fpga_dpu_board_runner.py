@@ -122,3 +122,24 @@ def test_runner_says_where_xir_and_vart_come_from(tmp_path):
                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert proc.returncode == 2
     assert "Vitis AI board image" in json.loads(proc.stdout)["error"]
+
+
+@pytest.mark.parametrize("budget", ["0", "-1", "nan", "inf", "soon"])
+def test_runner_refuses_a_budget_that_is_not_a_finite_positive_number(vitis, tmp_path, capsys, budget):
+    xmodel = make_xmodel(tmp_path / "m")
+    with pytest.raises(SystemExit) as exit_info:
+        board_runner.main(["--xmodel", str(xmodel), "--mode", "latency", f"--budget-s={budget}"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "--budget-s: must be a positive number of seconds" in json.loads(line)["error"]
+
+
+def test_runner_reports_an_impossible_engine_policy_as_json(monkeypatch, capsys):
+    from anbench.measure.engine import PolicyError
+
+    def impossible(args):
+        raise PolicyError("budget_s must be positive")
+
+    monkeypatch.setattr(board_runner, "run", impossible)
+    assert board_runner.main(["--xmodel", "x", "--mode", "latency"]) == 2
+    assert json.loads(capsys.readouterr().out) == {"error": "budget_s must be positive"}

@@ -81,6 +81,8 @@ def test_with_the_fakes_everything_is_available(vitis):
     ({"host": "root@b:70000"}, "port must be"),
     ({"threads": "many"}, "threads='many'"),
     ({"budget_s": "0"}, "budget_s='0'"),
+    ({"budget_s": "nan"}, "budget_s='nan'"),
+    ({"budget_s": "inf"}, "budget_s='inf'"),
     ({"colour": "red"}, "has no option(s) colour"),
 ])
 def test_device_options_are_checked(options, message):
@@ -147,3 +149,47 @@ def test_options_carried_by_the_request_are_checked_too(vitis, tmp_path):
     request = SimpleNamespace(options={"threads": "lots"}, artifact=make_xmodel(tmp_path), arch=None)
     with pytest.raises(AnbenchError, match="threads='lots'"):
         device.measure_on_device(request)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"mode": "train"}, "runs inference only"),
+    ({"precision": "fp16"}, "int8 only"),
+])
+def test_board_refuses_modes_and_precisions_it_does_not_run(changes, message):
+    from anbench.plugin_types import MeasureRequest
+    from anbench.searchspace import named
+
+    request = MeasureRequest(**{"arch": named("zcu102-a"), "batch_size": 1, "input_shape": (3, 224, 224),
+                                "precision": "int8", **changes})
+    with pytest.raises(AnbenchError, match=message):
+        DpuDevice(BOARDS["zcu102"]).measure_on_device(request)
+
+
+@pytest.mark.parametrize("args", [("--repeats", "3"), ("--schedule", "fixed"), ("--ci-target", "5"),
+                                  ("--no-latency",), ("--batch-size", "8"), ("--warmup", "1")])
+def test_engine_options_are_refused_for_boards_that_time_themselves(run_cli, args):
+    result = run_cli("measure", "--device", "zcu102", "--arch", "zcu102-a", "--on-board", *args)
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert f"{args[0]} would be ignored" in result.output
+
+
+def test_budget_is_forwarded_to_the_board_and_unused_timing_is_not_stored(vitis, run_cli, monkeypatch, tmp_path):
+    budgets = []
+
+    def fake_measure(self, request):
+        budgets.append(self.budget_s)
+        return {"throughput_ips_mean": 10.0, "latency_ms_mean": 1.0, "verdict": "VALID"}
+
+    monkeypatch.setattr(DpuDevice, "_measure", fake_measure)
+    result = run_cli("measure", "--device", "zcu102", "--arch", "zcu102-a", "--on-board", "--budget-s", "7")
+    assert result.exit_code == 0, result.output
+    assert budgets == [7.0]
+    from anbench.store import Store
+
+    with Store.open(tmp_path / "anbench.db") as store:
+        (stored,) = store.results(stage="measure", target="zcu102")
+    assert not {"batch_size", "timing", "latency"} & set(stored.settings)
+    assert stored.settings["device_options"] == {"on_board": True, "budget_s": "7"}
+    both = run_cli("measure", "--device", "zcu102", "--arch", "zcu102-a", "--on-board", "--budget-s", "7",
+                   "--option", "budget_s=7")
+    assert both.exit_code == 2 and "not both" in both.output

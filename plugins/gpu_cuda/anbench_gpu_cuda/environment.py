@@ -4,6 +4,10 @@ Asked through NVML (``pynvml``, imported lazily, optional) or else ``nvidia-smi`
 neither, the block is empty and nothing is judged. :class:`GpuMonitor` takes the block
 before and after a measurement (the engine's ``HostMonitor`` protocol) and reports clock
 throttling that the GPU itself says happened.
+
+A GPU is named by its UUID (``GPU-...``, :func:`cuda_gpu_id`), never by the CUDA ordinal:
+``CUDA_VISIBLE_DEVICES`` renumbers the CUDA devices and CUDA orders them fastest first,
+while NVML and nvidia-smi number every GPU by PCI bus, so ordinal 0 can be another GPU.
 """
 
 from __future__ import annotations
@@ -32,13 +36,28 @@ def _number(text: str) -> float | str | None:
         return text
 
 
-def query_nvidia_smi(index: int = 0, run: Callable[..., Any] = subprocess.run) -> dict[str, Any]:
-    """One GPU's block from ``nvidia-smi --query-gpu=... --format=csv,noheader,nounits``; {} when absent."""
+def nvml_id(uuid: Any) -> str | None:
+    """NVML's and nvidia-smi's name of a GPU from torch's UUID (``GPU-`` prefixed); None for None."""
+    if uuid is None:
+        return None
+    text = str(uuid)
+    return text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
+
+
+def cuda_gpu_id(index: int) -> str | None:
+    """The UUID name (``GPU-...``) of the GPU that torch calls CUDA device ``index``."""
+    import torch
+
+    return nvml_id(getattr(torch.cuda.get_device_properties(index), "uuid", None))
+
+
+def query_nvidia_smi(gpu_id: str | None, run: Callable[..., Any] = subprocess.run) -> dict[str, Any]:
+    """The block of GPU ``gpu_id`` (its UUID name) from ``nvidia-smi --query-gpu=...``; {} when absent."""
     exe = shutil.which("nvidia-smi")
-    if exe is None:
+    if exe is None or not gpu_id:
         return {}
     try:
-        out = run([exe, f"--id={index}", f"--query-gpu={','.join(QUERY_FIELDS)}", "--format=csv,noheader,nounits"],
+        out = run([exe, f"--id={gpu_id}", f"--query-gpu={','.join(QUERY_FIELDS)}", "--format=csv,noheader,nounits"],
                   capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return {}
@@ -53,7 +72,9 @@ def query_nvidia_smi(index: int = 0, run: Callable[..., Any] = subprocess.run) -
     return block
 
 
-def query_nvml(index: int = 0) -> dict[str, Any]:
+def query_nvml(gpu_id: str | None) -> dict[str, Any]:
+    if not gpu_id:
+        return {}
     try:
         import pynvml  # optional (nvidia-ml-py)
     except ImportError:
@@ -63,7 +84,10 @@ def query_nvml(index: int = 0) -> dict[str, Any]:
     except Exception:  # no driver: no block, not an error
         return {}
     try:
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByUUID(gpu_id)
+        except Exception:  # a GPU NVML does not know (a MIG slice on an old driver): no block
+            return {}
 
         def text(value):
             return value.decode() if isinstance(value, bytes) else value
@@ -91,8 +115,9 @@ def query_nvml(index: int = 0) -> dict[str, Any]:
         pynvml.nvmlShutdown()
 
 
-def gpu_environment(index: int = 0) -> dict[str, Any]:
-    return query_nvml(index) or query_nvidia_smi(index)
+def gpu_environment(gpu_id: str | None) -> dict[str, Any]:
+    """The block of GPU ``gpu_id`` (see :func:`cuda_gpu_id`); {} when nothing answers."""
+    return query_nvml(gpu_id) or query_nvidia_smi(gpu_id)
 
 
 def throttling(block: dict[str, Any]) -> list[str]:
@@ -105,15 +130,15 @@ def throttling(block: dict[str, Any]) -> list[str]:
 class GpuMonitor:
     """The GPU's block before and after a measurement; throttling after it makes it INVALID."""
 
-    def __init__(self, index: int = 0, query: Callable[[int], dict] = gpu_environment) -> None:
-        self.index, self.query = index, query
+    def __init__(self, gpu_id: str | None, query: Callable[[str | None], dict] = gpu_environment) -> None:
+        self.gpu_id, self.query = gpu_id, query
         self.before: dict[str, Any] = {}
 
     def start(self) -> None:
-        self.before = self.query(self.index)
+        self.before = self.query(self.gpu_id)
 
     def finish(self) -> tuple[dict[str, Any], list[str]]:
-        after = self.query(self.index)
+        after = self.query(self.gpu_id)
         reasons = []
         slow = throttling(after)
         if slow:

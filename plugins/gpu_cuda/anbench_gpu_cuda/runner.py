@@ -8,7 +8,7 @@ from typing import Any
 from anbench.errors import AnbenchError
 from anbench.plugin_types import MeasureRequest
 
-from .environment import GpuMonitor, gpu_environment
+from .environment import GpuMonitor, cuda_gpu_id, gpu_environment
 
 # precision name -> autocast dtype name (None: plain fp32, no autocast)
 PRECISIONS = {"fp32": None, "fp16": "float16", "bf16": "bfloat16"}
@@ -128,7 +128,8 @@ class CudaDevice:
         facts: dict[str, Any] = {
             "kind": "cuda",
             "torch_device": self.device_spec,
-            "channels_last": self.channels_last,
+            # channels_last is left out: it is a per-request option, and the one used is in the
+            # settings (resolve_request); the constructor's default would contradict them
             "cudnn_benchmark": self.cudnn_benchmark,
             "torch": torch.__version__,
             "cuda_runtime": torch.version.cuda,
@@ -140,8 +141,10 @@ class CudaDevice:
             return facts
         device = self._device()
         props = torch.cuda.get_device_properties(device)
+        gpu_id = cuda_gpu_id(device.index)
         facts.update({
             "device_index": device.index,
+            "gpu_uuid": gpu_id,
             "device_count": torch.cuda.device_count(),
             "device_name": props.name,
             "capability": f"{props.major}.{props.minor}",
@@ -149,7 +152,7 @@ class CudaDevice:
             "multiprocessors": props.multi_processor_count,
             "cudnn": torch.backends.cudnn.version(),
             "driver": _driver_version(),
-            "environment": gpu_environment(device.index),
+            "environment": gpu_environment(gpu_id),
         })
         return facts
 
@@ -259,7 +262,7 @@ class CudaDevice:
         """GPU clocks, power and temperature before and after each measurement (CUDA only)."""
         if prepared.device.type != "cuda":
             return None
-        return GpuMonitor(prepared.device.index or 0)
+        return GpuMonitor(cuda_gpu_id(prepared.device.index or 0))
 
     def release(self, prepared: _Prepared) -> None:
         import torch

@@ -34,6 +34,13 @@ def test_resolve_request_makes_every_option_explicit():
     assert resolved.settings()["options"]["compile"] is True
 
 
+def test_describe_does_not_contradict_the_channels_last_option_used():
+    runner = CudaDevice(device="cpu", channels_last=True)
+    used = runner.resolve_request(request(options={"channels_last": False}))
+    assert used.settings()["options"]["channels_last"] is False
+    assert "channels_last" not in runner.describe()
+
+
 @pytest.mark.parametrize("options, text", [
     ({"graphs": True}, "takes options"),
     ({"compile": "yes"}, "true or false"),
@@ -118,26 +125,82 @@ def test_nvidia_smi_block_is_parsed(tmp_path, monkeypatch):
     exe.write_text(FAKE_SMI)
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    block = environment.query_nvidia_smi(1)
+    block = environment.query_nvidia_smi("GPU-5e2a3f1c-0000-4000-8000-000000000001")
     assert block["gpu_name"] == "NVIDIA A100-SXM4-40GB" and block["driver"] == "535.104.05"
     assert block["sm_clock_mhz"] == 1410 and block["power_w"] == 65.12 and block["temperature_c"] == 34
     assert environment.throttling(block) == ["hardware thermal slowdown"]
     args = (tmp_path / "args").read_text()
-    assert "--id=1" in args and "--format=csv,noheader,nounits" in args and "temperature.gpu" in args
+    assert "--id=GPU-5e2a3f1c-0000-4000-8000-000000000001" in args and "--format=csv,noheader,nounits" in args and "temperature.gpu" in args
 
 
 def test_no_nvidia_smi_means_an_empty_block(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert environment.query_nvidia_smi() == {}
+    assert environment.query_nvidia_smi("GPU-5e2a3f1c-0000-4000-8000-000000000001") == {}
 
 
 def test_gpu_monitor_reports_throttling_and_records_before_after():
     blocks = iter([{"sm_clock_mhz": 1410, "throttle_reasons": 0}, {"sm_clock_mhz": 900, "throttle_reasons": 0x20}])
-    monitor = environment.GpuMonitor(0, query=lambda index: next(blocks))
+    monitor = environment.GpuMonitor("GPU-5e2a3f1c-0000-4000-8000-000000000001", query=lambda gpu_id: next(blocks))
     monitor.start()
     facts, reasons = monitor.finish()
     assert facts["gpu_before"]["sm_clock_mhz"] == 1410 and facts["gpu_after"]["sm_clock_mhz"] == 900
     assert reasons and reasons[0].startswith("clock throttling: the GPU reports software thermal slowdown")
+
+
+class FakeNvml:
+    """pynvml's calls used by query_nvml, on a host whose NVML numbers GPUs by PCI bus."""
+
+    NVML_CLOCK_SM, NVML_CLOCK_MEM, NVML_TEMPERATURE_GPU = 0, 2, 0
+
+    def __init__(self, gpus):  # [(uuid, name)] in NVML (PCI bus) order
+        self.gpus = gpus
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlShutdown(self):
+        pass
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return self.gpus[index]
+
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        for gpu in self.gpus:
+            if gpu[0] == uuid:
+                return gpu
+        raise RuntimeError("NVML_ERROR_NOT_FOUND")
+
+    def nvmlDeviceGetName(self, handle):
+        return handle[1]
+
+    def nvmlSystemGetDriverVersion(self):
+        return "535.104.05"
+
+    def __getattr__(self, name):  # clocks, power, temperature: one number each
+        return lambda handle, *args: 1000
+
+
+def test_the_gpu_block_follows_the_cuda_device_under_cuda_visible_devices(monkeypatch, tmp_path):
+    # CUDA_VISIBLE_DEVICES=2: torch's cuda:0 is the third GPU on the bus, NVML index 0 the first
+    uuids = [f"5e2a3f1c-0000-4000-8000-00000000000{i}" for i in range(3)]
+    nvml = FakeNvml([(f"GPU-{u}", f"gpu on bus {i}") for i, u in enumerate(uuids)])
+    visible = {0: uuids[2]}
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index: type("Props", (), {"uuid": visible[index]})())
+    monkeypatch.setitem(__import__("sys").modules, "pynvml", nvml)
+    assert environment.cuda_gpu_id(0) == f"GPU-{uuids[2]}"
+    assert environment.gpu_environment(environment.cuda_gpu_id(0))["gpu_name"] == "gpu on bus 2"
+    monitor = CudaDevice().device_monitor(type("Prepared", (), {"device": torch.device("cuda", 0)})())
+    monitor.start()
+    assert monitor.before["gpu_name"] == "gpu on bus 2"
+    # nvidia-smi (no NVML) is asked for the same GPU by its UUID
+    monkeypatch.setitem(__import__("sys").modules, "pynvml", None)
+    exe = tmp_path / "nvidia-smi"
+    exe.write_text(FAKE_SMI)
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert environment.gpu_environment(environment.cuda_gpu_id(0))["source"] == "nvidia-smi"
+    assert f"--id=GPU-{uuids[2]}" in (tmp_path / "args").read_text()
 
 
 def test_power_cap_alone_is_not_throttling():

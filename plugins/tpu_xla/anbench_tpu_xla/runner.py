@@ -116,6 +116,9 @@ class TpuDevice:
         dtype = torch.bfloat16 if request.precision == "bf16" else None
         workload = build_workload(request, device, dtype=dtype)
         workload.no_grad_only = True
+        # materialise the moved and cast weights and inputs now: left pending they would join
+        # the first step's graph, and the second step would compile again
+        torch_xla.sync()
         self._wait()
         return _Prepared(workload, device)
 
@@ -124,8 +127,11 @@ class TpuDevice:
         import torch_xla
 
         for _ in range(batches):
-            prepared.workload.step()
+            # sync() executes only graphs whose results are still referenced: a discarded
+            # output leaves nothing to run and the clock would time tracing alone
+            out = prepared.workload.step()
             torch_xla.sync()
+            del out
         self._wait()
 
     def timed_run(self, prepared: _Prepared, batches: int) -> tuple[float, str]:

@@ -65,6 +65,27 @@ def test_each_step_is_synced_and_the_window_waits_for_the_device(runner, monkeyp
     assert calls == ["sync", "sync", "sync", "wait"]
 
 
+def execute_count():
+    import torch_xla.debug.metrics as met
+
+    data = met.metric_data("ExecuteTime")
+    return int(data[0]) if data else 0
+
+
+def test_each_batch_executes_the_model_on_the_device(runner):
+    prepared = runner.prepare(request())
+    try:
+        runner.run(prepared, 1)  # compile outside the counted runs
+        before = execute_count()
+        runner.run(prepared, 3)
+        middle = execute_count()
+        runner.run(prepared, 4)
+        after = execute_count()
+    finally:
+        runner.release(prepared)
+    assert (middle - before, after - middle) == (3, 4)
+
+
 def test_bf16_weights_and_outputs(runner):
     prepared = runner.prepare(request())
     try:

@@ -38,35 +38,48 @@ def available_memory_bytes() -> int | None:
         return None
 
 
-def inference_memory_bytes(arch: Architecture, batch_size: int, input_shape: tuple[int, ...],
-                           activation: str = "relu", precision: str = "fp32") -> int:
-    """Estimated peak bytes of one forward pass of ``batch_size`` inputs of ``input_shape``."""
+def _layer_outputs(arch: Architecture, input_shape: tuple[int, ...], activation: str, mode: str) -> tuple[int, int, int]:
+    """(largest, summed) per-sample elements of the leaf layers' outputs, and the parameter
+    count, from one forward pass on the ``meta`` device (shapes only, nothing allocated)."""
     import torch
 
     from .models import build_model
 
-    width = _BYTES.get(precision, 4)
-    largest = 0
+    summed = largest = 0
 
     def record(module, inputs, output):
-        nonlocal largest
+        nonlocal summed, largest
         if isinstance(output, torch.Tensor):
+            summed += output[0].numel()
             largest = max(largest, output[0].numel())
 
     with torch.device("meta"):
-        model = build_model(arch, activation=activation, mode="deploy").eval()
+        model = build_model(arch, activation=activation, mode="train" if mode == "train" else "deploy")
+        model.train(mode == "train")
         hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
         try:
-            with torch.no_grad():
-                model(torch.empty((1, *input_shape)))
+            with torch.set_grad_enabled(mode == "train"):
+                model(torch.empty((2, *input_shape)))  # 2: batch norm in train mode needs more than one value
         finally:
             for hook in hooks:
                 hook.remove()
         params = sum(p.numel() for p in model.parameters())
-    per_sample = 1
-    for n in input_shape:
-        per_sample *= n
-    return width * (batch_size * (per_sample + _LIVE_MAPS * largest) + params)
+    return largest, summed, params
+
+
+def _elements(shape: tuple[int, ...]) -> int:
+    count = 1
+    for n in shape:
+        count *= n
+    return count
+
+
+def inference_memory_bytes(arch: Architecture, batch_size: int, input_shape: tuple[int, ...],
+                           activation: str = "relu", precision: str = "fp32") -> int:
+    """Estimated peak bytes of one forward pass of ``batch_size`` inputs of ``input_shape``."""
+    largest, _, params = _layer_outputs(arch, input_shape, activation, "inference")
+    width = _BYTES.get(precision, 4)
+    return width * (batch_size * (_elements(input_shape) + _LIVE_MAPS * largest) + params)
 
 
 def train_memory_bytes(arch: Architecture, batch_size: int, input_shape: tuple[int, ...],
@@ -78,32 +91,9 @@ def train_memory_bytes(arch: Architecture, batch_size: int, input_shape: tuple[i
     margin as inference); parameters count three times (weights, gradients, momentum).
     EfficientNet-B0, batch 16 at 224: 1.5 GiB estimated, 1.4 GiB peak RSS growth measured.
     """
-    import torch
-
-    from .models import build_model
-
+    largest, kept, params = _layer_outputs(arch, input_shape, activation, "train")
     width = _BYTES.get(precision, 4)
-    kept = largest = 0
-
-    def record(module, inputs, output):
-        nonlocal kept, largest
-        if isinstance(output, torch.Tensor):
-            kept += output[0].numel()
-            largest = max(largest, output[0].numel())
-
-    with torch.device("meta"):
-        model = build_model(arch, activation=activation, mode="train").train()
-        hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
-        try:
-            model(torch.empty((2, *input_shape)))  # 2: batch norm in train mode needs more than one value
-        finally:
-            for hook in hooks:
-                hook.remove()
-        params = sum(p.numel() for p in model.parameters())
-    per_sample = 1
-    for n in input_shape:
-        per_sample *= n
-    return width * (batch_size * (per_sample + kept + _LIVE_MAPS * largest) + 3 * params)
+    return width * (batch_size * (_elements(input_shape) + kept + _LIVE_MAPS * largest) + 3 * params)
 
 
 def check_batch_fits(arch: Architecture, batch_size: int, input_shape: tuple[int, ...], activation: str = "relu",

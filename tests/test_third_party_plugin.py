@@ -109,8 +109,10 @@ def _write_dist(folder: Path, dist: str, module: str, source: str, entry_point: 
 
 
 def _copy_project(source: Path, target: Path) -> Path:
+    # only what a build reads: virtual environments (.venv-xla holds GBs), outputs and data stay behind
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(
-        "__pycache__", "*.egg-info", "build", "dist", ".venv", "tests", ".git", "plugins", "docs", "*.db"))
+        "__pycache__", "*.egg-info", "build", "dist", ".venv*", "tests", ".git", "plugins", "docs", "*.db",
+        "*.db-*", "demo-out", "anbench-artifacts", "*-runs", "benchmarks"))
     return target
 
 

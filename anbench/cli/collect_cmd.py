@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import AnbenchError
-from .common import app, host
+from .common import app, host, usable_tracker
 
 
 @click.command("collect")
@@ -29,13 +29,7 @@ def collect_cmd(project, directory):
 
     if bool(project) == bool(directory):
         raise AnbenchError("give exactly one of --from-wandb ENTITY/PROJECT or --from-wandb-dir DIR")
-    plugins = host()
-    if "wandb" not in plugins.registry.items["trackers"]:
-        raise AnbenchError("collecting from wandb needs the wandb tracker plugin: pip install -e plugins/wandb_tracker")
-    tracker = plugins.registry.tracker("wandb")
-    reason = tracker.availability()
-    if reason:
-        raise AnbenchError(f"tracker 'wandb' is not available here: {reason}")
+    tracker = usable_tracker(host(), "wandb", "collecting from wandb")
     if project and project.count("/") != 1:
         raise AnbenchError(f"--from-wandb takes ENTITY/PROJECT, not '{project}'")
     runs = tracker.collect_project(project) if project else tracker.collect_dir(Path(directory))

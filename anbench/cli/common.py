@@ -207,3 +207,14 @@ def resolve_work_archs(arch_specs, from_store: bool, sample_count: int | None, s
         for arch in app().store().missing(stage, target):
             add(arch, {"source": stage})
     return out
+
+
+def usable_tracker(plugins, name: str, needed_for: str):
+    """The registered tracker ``name`` when it can run here; AnbenchError (one line) otherwise."""
+    if name not in plugins.registry.items["trackers"]:
+        raise AnbenchError(f"{needed_for} needs the {name} tracker plugin: pip install -e plugins/{name}_tracker")
+    tracker = plugins.registry.tracker(name)
+    reason = tracker.availability()
+    if reason:
+        raise AnbenchError(f"tracker '{name}' is not available here: {reason}")
+    return tracker

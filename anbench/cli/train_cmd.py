@@ -11,7 +11,7 @@ import click
 
 from ..errors import AnbenchError
 from ..workloop import WorkItem, raise_if_interrupted, run_items
-from .common import app, format_option, host, print_json, resolve_work_archs, work_arch_options
+from .common import app, format_option, host, print_json, resolve_work_archs, usable_tracker, work_arch_options
 
 # convenience flags for the knobs changed most; every knob is also `--set KEY=VALUE`
 _KNOB_FLAGS = (
@@ -180,13 +180,7 @@ def _trackers(plugins, use_wandb: bool, project: str, entity: str | None) -> lis
 
     if not use_wandb:
         return []
-    if "wandb" not in plugins.registry.items["trackers"]:
-        raise AnbenchError("--wandb needs the wandb tracker plugin: pip install -e plugins/wandb_tracker")
-    tracker = plugins.registry.tracker("wandb")
-    reason = tracker.availability()
-    if reason:
-        raise AnbenchError(f"tracker 'wandb' is not available here: {reason}")
-    return [ActiveTracker(tracker, {"project": project, "entity": entity})]
+    return [ActiveTracker(usable_tracker(plugins, "wandb", "--wandb"), {"project": project, "entity": entity})]
 
 
 def _relaunch_under_torchrun(nproc: int) -> None:

@@ -19,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .searchspace import HEAD_CHANNELS, NUM_CLASSES, OUT_CHANNELS, STEM_CHANNELS, Architecture
+from .searchspace import (
+    HEAD_CHANNELS, IN_CHANNELS, NUM_CLASSES, OUT_CHANNELS, STEM_CHANNELS, STRIDES, Architecture, BlockConfig,
+)
 
 DEFAULT_RESOLUTION = 224
 
@@ -93,13 +95,40 @@ def _stage_costs(tally: _Tally, blocks, size: int, dims: int = 2, norm: bool = T
 
 def count_costs(arch: Architecture, resolution: int = DEFAULT_RESOLUTION, num_classes: int = NUM_CLASSES) -> Costs:
     """Params and MACs of the 2-D network for ``arch`` on a 1x3xRxR input, analytically."""
+    params, macs, hw = _stem_costs(resolution)
+    for b, (e, k, l, se) in enumerate(zip(arch.e, arch.k, arch.l, arch.se)):  # noqa: E741
+        block_params, block_macs, hw = _block_costs(b, e, k, l, se, hw)
+        params += block_params
+        macs += block_macs
+    head_params, head_macs = _head_costs(hw, num_classes)
+    return Costs(params + head_params, macs + head_macs)
+
+
+# An import counts thousands of architectures that share blocks: each of the 7 blocks has
+# at most 36 configurations per input size, so whole blocks are cached, not just layers.
+@lru_cache(maxsize=4096)
+def _block_costs(b: int, e: int, k: int, l: int, se: bool, in_hw: int) -> tuple[int, int, int]:  # noqa: E741
+    """(params, macs, output size) of block ``b`` of the 2-D network."""
+    tally = _Tally()
+    block = BlockConfig(b, e, k, l, se, STRIDES[b], IN_CHANNELS[b], OUT_CHANNELS[b])
+    out_hw = _stage_costs(tally, (block,), in_hw)
+    return tally.params, tally.macs, out_hw
+
+
+@lru_cache(maxsize=64)
+def _stem_costs(resolution: int) -> tuple[int, int, int]:
     tally = _Tally()
     hw = _out_size(resolution, 2)
     tally.conv_bn(3, STEM_CHANNELS, 3, hw)
-    hw = _stage_costs(tally, arch.blocks(), hw)
+    return tally.params, tally.macs, hw
+
+
+@lru_cache(maxsize=64)
+def _head_costs(hw: int, num_classes: int) -> tuple[int, int]:
+    tally = _Tally()
     tally.conv_bn(OUT_CHANNELS[-1], HEAD_CHANNELS, 1, hw)
     _pool_and_classifier(tally, HEAD_CHANNELS, hw ** 2, num_classes)
-    return Costs(tally.params, tally.macs)
+    return tally.params, tally.macs
 
 
 def _pool_and_classifier(tally: _Tally, channels: int, positions: int, num_classes: int) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import cached_property
+from itertools import chain
 from typing import Any, Iterator, Mapping
 
 from .errors import AnbenchError
@@ -45,6 +45,8 @@ def layer_choices(block: int) -> tuple[int, ...]:
 
 FIELDS = ("e", "k", "l", "se")
 RECORD_KEYS = tuple(f"block{b}_{f}" for b in range(NUM_BLOCKS) for f in FIELDS)
+# json.dumps(to_record(), separators=(",", ":")) as a %-template
+_RECORD_TEMPLATE = "{" + ",".join(f'"{key}":%s' for key in RECORD_KEYS) + "}"
 
 # Version of the sampling algorithm below; recorded with every sampled architecture.
 # Bump it whenever sample() could return a different architecture for the same inputs.
@@ -93,8 +95,10 @@ class Architecture:
             values = _valid_record_values(record)
             if values is not None:  # the common case, checked in one pass (imports read thousands)
                 arch = object.__new__(cls)
-                for i, field in enumerate(FIELDS):
-                    object.__setattr__(arch, field, tuple(values[i::len(FIELDS)]))
+                object.__setattr__(arch, "e", values[0::4])
+                object.__setattr__(arch, "k", values[1::4])
+                object.__setattr__(arch, "l", values[2::4])
+                object.__setattr__(arch, "se", values[3::4])
                 return arch
         if not isinstance(record, Mapping):
             raise AnbenchError(f"an architecture must be a JSON object with the 28 keys block0_e..block6_se, got {type(record).__name__}")
@@ -117,17 +121,23 @@ class Architecture:
         }
 
     def canonical_json(self) -> str:
-        return self._canonical_json
+        """``json.dumps(self.to_record(), separators=(",", ":"))``: the text the id hashes."""
+        # cached in the instance __dict__ (the frozen dataclass allows that): an import or
+        # export asks for it several times per record; no cached_property, whose lock costs
+        # more than the formatting
+        text = self.__dict__.get("_json")
+        if text is None:
+            # %s writes ints as json does and bools as True/False, which no key contains
+            text = _RECORD_TEMPLATE % tuple(chain.from_iterable(zip(self.e, self.k, self.l, self.se)))
+            text = self.__dict__["_json"] = text.replace("True", "true").replace("False", "false")
+        return text
 
-    @cached_property
-    def _canonical_json(self) -> str:
-        return json.dumps(self.to_record(), separators=(",", ":"))
-
-    @cached_property
+    @property
     def id(self) -> str:
-        # cached: an import or export asks for it several times per record (cached_property
-        # writes the instance __dict__ directly, so the frozen dataclass allows it)
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+        arch_id = self.__dict__.get("_id")
+        if arch_id is None:
+            arch_id = self.__dict__["_id"] = hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+        return arch_id
 
     @property
     def num_layers(self) -> int:
@@ -170,19 +180,28 @@ def _record_choices() -> dict[str, tuple[type, frozenset]]:
 
 
 _RECORD_CHOICES = _record_choices()
+_RECORD_TYPES = tuple(kind for kind, _ in _RECORD_CHOICES.values())
+_E_SET, _K_SET = frozenset(EXPANSION_CHOICES), frozenset(KERNEL_CHOICES)
+_L_SET, _L5_SET = frozenset(layer_choices(0)), frozenset(layer_choices(5))
 
 
-def _valid_record_values(record: dict) -> list | None:
+def _valid_record_values(record: dict) -> tuple | None:
     """The 28 values in canonical order when every key is present with an allowed value of
     exactly the right type (bool for se, int otherwise); None otherwise (the slow path
     then names the problem)."""
-    values = []
-    for key, (kind, allowed) in _RECORD_CHOICES.items():
-        value = record.get(key, _MISSING)
-        if type(value) is not kind or value not in allowed:
-            return None
-        values.append(value)
-    return values
+    if tuple(record) == RECORD_KEYS:  # keys in canonical order, as every record anbench or ANB writes
+        values = tuple(record.values())
+    else:
+        values = tuple(record.get(key, _MISSING) for key in RECORD_KEYS)
+    # types first (True == 1, so the sets below cannot tell a bool from an int), then
+    # each field's values against its choices; block5 alone allows 4 layers
+    if tuple(map(type, values)) != _RECORD_TYPES:
+        return None
+    layers = values[2::4]
+    if (_E_SET.issuperset(values[0::4]) and _K_SET.issuperset(values[1::4]) and layers[5] in _L5_SET
+            and _L_SET.issuperset(layers[:5]) and layers[6] in _L_SET):
+        return values
+    return None
 
 
 def _check_choice(key: str, value: Any, allowed: tuple) -> None:

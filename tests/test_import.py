@@ -281,3 +281,51 @@ def test_a_repeat_with_no_values_is_kept_and_exported_back_whatever_the_order(ru
         assert (out / name).read_bytes() == (folder / name).read_bytes(), name
     manifest = json.loads((out / "anbench-export.json").read_text())
     assert manifest["counts"]["trained"] == 1  # the nulls are no training
+
+
+def test_an_import_pauses_the_garbage_collector_only_while_it_runs(tmp_path):
+    import gc
+
+    from anbench.errors import AnbenchError
+    from anbench.importer import import_anb_json
+
+    folder = anb.write_dir(tmp_path / "anb", anb.UNIQUE)
+    with Store.open(tmp_path / "s.db") as store:
+        assert gc.isenabled()
+        import_anb_json(store, folder)
+        assert gc.isenabled()
+        (folder / "result_2.json").write_text("{")
+        with pytest.raises(AnbenchError):
+            import_anb_json(store, folder)
+        assert gc.isenabled()
+        gc.disable()  # a caller's own choice is left as it was
+        try:
+            with pytest.raises(AnbenchError, match="does not exist"):
+                import_anb_json(store, tmp_path / "missing")
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+
+
+@pytest.mark.parametrize("mean", [5.0, 5, 0.0, -1.0, float("inf"), float("nan"), True, None, "5", 1e308])
+@pytest.mark.parametrize("std", [None, 0, 0.0, 0.5, -0.5, False, True, float("nan"), float("inf"), "0"])
+def test_the_inline_parse_of_a_device_entry_agrees_with_the_checked_one(mean, std):
+    # _parse takes the common valid entry inline and hands everything else to _perf:
+    # each (mean, std) pair must give what _perf alone gives, value or refusal
+    from anbench.errors import AnbenchError
+    from anbench.importer import _Invalid, _perf, parse_record
+
+    record = anb.copy(anb.RESULT_10)
+    entry = {"throughput_mean": mean, "throughput_std": std}
+    record["platform_perf"]["throughput_a100"] = entry
+    try:
+        _, expected = _perf("throughput_a100", entry)
+    except _Invalid as exc:
+        with pytest.raises(AnbenchError) as refused:
+            parse_record("result_10.json", 10, record)
+        assert str(exc) in str(refused.value)
+        return
+    measures = parse_record("result_10.json", 10, record).measures
+    assert measures.get("a100") == expected
+    if expected is not None:
+        assert all(type(measures["a100"][k]) is type(v) for k, v in expected.items())

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import subprocess
 import sys
@@ -64,6 +65,15 @@ def test_content_id_is_stable_and_order_independent():
     # pinned: a changed id would orphan every stored result
     assert arch.id == "9f07f34f771ef746"
     assert len({a.id for a in NAMED.values()}) == len(NAMED) - 1  # rtx3090-b is a100-b (spec 1.6)
+
+
+def test_canonical_text_is_the_compact_json_of_the_record():
+    # the id hashes this text; it is formatted from a template for speed and must stay
+    # exactly json.dumps's output, or every stored id would change
+    archs = sample(500, seed=11) + list(NAMED.values())
+    for arch in archs:
+        assert arch.canonical_json() == json.dumps(arch.to_record(), separators=(",", ":"))
+        assert arch.id == hashlib.sha256(arch.canonical_json().encode()).hexdigest()[:16]
 
 
 def test_sampling_is_pinned_across_machines_and_python_versions():

@@ -1,5 +1,6 @@
 """The SQLite results store: exact round trips, idempotence, atomicity, concurrency, bad files."""
 
+import json
 import os
 from pathlib import Path
 import signal
@@ -12,7 +13,8 @@ import pytest
 
 from anbench.errors import AnbenchError
 from anbench.searchspace import named, sample
-from anbench.store import APPLICATION_ID, SCHEMA_VERSION, StageResult, Store
+import anbench.store as store_module
+from anbench.store import APPLICATION_ID, SCHEMA_VERSION, StageResult, Store, result_key
 
 B0 = named("efficientnet-b0")
 SMALLEST = named("smallest")
@@ -109,6 +111,63 @@ def test_result_keys_idempotence_replace_and_queries(store):
     assert store.missing("measure", "cpu") == [SMALLEST]
     assert store.missing("train", "imagenet") == [B0]
     assert store.missing("measure", "tpuv3") == [B0, SMALLEST]
+
+
+def test_batched_results_get_the_keys_of_single_results(store):
+    # add_results computes keys and JSON in its own loop (imports store tens of thousands):
+    # it must give exactly the keys result_key gives, runs and non-ASCII targets included
+    store.add_architecture(B0)
+    settings = {"b": [1, 2.5], "a": None}
+    results = [StageResult(B0.id, "measure", target, settings, {"x": i * 0.1, "y": None}, {"p": "µs"}, run=run)
+               for i, (target, run) in enumerate([("cpu", ""), ("cpu", "seed=3"), ("gpü", ""), ("gpü", "result_7.json")])]
+    assert store.add_results(results) == 4
+    assert {r.key for r in results} == {row[0] for row in store.conn.execute("SELECT key FROM results")}
+    assert all(store.has_key(result_key(B0.id, "measure", r.target, dict(settings), r.run)) for r in results)
+    assert [(r.target, r.run, r.metrics) for r in store.results()] == [(r.target, r.run, r.metrics) for r in results]
+    assert store.add_results(results) == 0  # stored keys are left as they are
+
+
+def test_a_bulk_insert_rebuilds_the_indexes_and_rolls_back_whole(store, monkeypatch):
+    monkeypatch.setattr(store_module, "_BULK_ROWS", 3)
+    index_sql = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'results' ORDER BY name"
+    before = store.conn.execute(index_sql).fetchall()
+    store.add_architecture(B0)
+    results = [measure_result(B0, target=f"d{i}") for i in range(5)]
+    assert store.add_results(results + results[:2]) == 5  # repeats within the batch are still ignored
+    assert store.conn.execute(index_sql).fetchall() == before
+    assert store.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    plan = " ".join(str(row) for row in store.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM results WHERE stage = 'measure' AND target = 'd1'"))
+    assert "results_by_stage_target" in plan
+    assert [r.target for r in store.results(stage="measure", target="d3")] == ["d3"]
+    # a failed bulk insert (an unknown architecture) leaves results and indexes as they were
+    orphans = [measure_result(SMALLEST, target=f"e{i}") for i in range(6)]
+    with pytest.raises(AnbenchError, match="store the architectures first"):
+        store.add_results(orphans)
+    assert store.conn.execute(index_sql).fetchall() == before
+    assert store.count_results() == 5
+
+
+@pytest.mark.parametrize("value", [
+    {"a": [1, 2.5, None, True, "µs ✓"], "b": {"c": -0.0, "d": 1e-320}},
+    {"n": float("nan"), "i": float("inf"), "m": float("-inf")},
+    [], {}, "text", 2 ** 70, {"k": {"nested": [[[]]]}},
+])
+def test_compact_json_is_the_json_modules(value):
+    assert store_module._dumps(value) == json.dumps(value, separators=(",", ":"))
+
+
+def test_compact_json_errors_leave_the_encoder_usable():
+    cyclic: dict = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(ValueError, match="Circular"):
+        store_module._dumps(cyclic)
+    inner = [object()]
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        store_module._dumps({"inner": inner})
+    # the aborted encode must not leave `inner` marked as "being encoded" (read as circular next time)
+    inner[0] = 1
+    assert store_module._dumps({"again": inner}) == '{"again":[1]}'
 
 
 def test_results_need_their_architecture_and_a_known_stage(store):

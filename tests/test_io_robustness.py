@@ -304,7 +304,10 @@ PAUSING_CLI = textwrap.dedent("""
     def pausing(*args, **kwargs):
         if calls[0] == pause_after:
             print("PAUSED", flush=True)
-            time.sleep(3600)
+            # short sleeps: a SIGINT that lands between the print and a long sleep's system call
+            # would only be seen when that sleep ends (the parent signals as soon as it reads PAUSED)
+            while True:
+                time.sleep(0.05)
         calls[0] += 1
         return original(*args, **kwargs)
 

@@ -405,3 +405,13 @@ def test_ecg_and_deepsea_records_are_reported_by_their_own_task_metric(run_cli, 
     assert numbers["dataset"] == "ecg" and numbers["metric_name"] == "macro_f1"
     assert numbers["distributions"]["accuracy"]["mean"] == pytest.approx(0.45)
     assert numbers["pareto"][0]["n"] == 4
+
+
+def test_the_pareto_table_names_the_task_metric_not_a_percentage():
+    from anbench.report.html import _pareto_table
+
+    entry = {"device": "a100", "metric": "throughput_ips", "n": 2, "front": [
+        {"id": "ab", "name": None, "compact": "e1-k3", "accuracy": 0.61, "throughput_ips": 900.0}]}
+    ecg = _pareto_table(entry, "macro_f1")
+    assert ">val_macro_f1<" in ecg and "[%]" not in ecg
+    assert ">val_top1 [%]<" in _pareto_table(entry, "top1")

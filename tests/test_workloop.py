@@ -85,17 +85,19 @@ def test_a_live_claim_is_respected_and_an_expired_or_dead_one_taken_over(tmp_pat
 
 
 @pytest.mark.slow
-def test_three_measuring_workers_split_six_architectures(tmp_path):
+@pytest.mark.parametrize("workers,n_archs", [(3, 6), (4, 8)], ids=["3-workers-6-archs", "4-workers-8-archs"])
+def test_measuring_workers_split_the_architectures(tmp_path, workers, n_archs):
     db = tmp_path / "shared.db"
-    subprocess.run([ANBENCH, "--store", db, "sample", "-n", "6", "--seed", "11", "--save"], check=True,
+    subprocess.run([ANBENCH, "--store", db, "sample", "-n", str(n_archs), "--seed", "11", "--save"], check=True,
                    capture_output=True)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     procs = [subprocess.Popen([ANBENCH, "--store", db, "measure", "--device", "cpu", "--from-store", *TINY_MEASURE],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(3)]
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(workers)]
     outputs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     counts = [int(re.search(r"^(\d+) measured on cpu", out, re.M).group(1)) for out, _ in outputs]
-    assert sum(counts) == 6, outputs
+    assert sum(counts) == n_archs, outputs
     with Store.open(db) as store:
         measured = [r.arch_id for r in store.results(stage="measure", target="cpu")]
         assert sorted(measured) == sorted(s.id for s in store.architectures())  # each exactly once

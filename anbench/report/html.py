@@ -66,9 +66,9 @@ def _text(value: Any) -> str:
     return f'<td class="l">{escape(str(value)) if value is not None else ""}</td>'
 
 
-def _figure(fig: Figure, out_dir: Path, pareto: dict[str, Any] | None = None) -> str:
+def _figure(fig: Figure, out_dir: Path, pareto: dict[str, Any] | None = None, task_metric: str = "top1") -> str:
     data = base64.b64encode((out_dir / f"{fig.name}.png").read_bytes()).decode("ascii")
-    table = _pareto_table(pareto) if pareto else ""
+    table = _pareto_table(pareto, task_metric) if pareto else ""
     return (f'<figure id="fig-{escape(fig.name)}"><img src="data:image/png;base64,{data}" '
             f'alt="{escape(fig.title)}" width="{fig.width_px}" height="{fig.height_px}">'
             f"<figcaption><b>{escape(fig.title)}.</b> {escape(fig.caption)} "
@@ -76,14 +76,16 @@ def _figure(fig: Figure, out_dir: Path, pareto: dict[str, Any] | None = None) ->
             f"{table}</figure>")
 
 
-def _pareto_table(entry: dict[str, Any]) -> str:
+def _pareto_table(entry: dict[str, Any], task_metric: str) -> str:
     if entry["front"] is None:
         return (f"<p>{escape(entry['device'])} {escape(entry['metric'])}: not enough data "
                 f"({entry['n']} architectures).</p>")
     metric = entry["metric"]
     rows = [[_text(p["id"]), _text(p["name"] or ""), _text(p["compact"]), _num(p["accuracy"], 5), _num(p[metric], 5)]
             for p in entry["front"]]
-    table = _table(["id", "name", "architecture", "accuracy [%]", metric], rows, left=3)
+    # the accuracy column holds the dataset's task metric: top-1 in %, macro-F1 or AUROC as fractions
+    accuracy = f"val_{task_metric}" + (" [%]" if task_metric.startswith("top") else "")
+    table = _table(["id", "name", "architecture", accuracy, metric], rows, left=3)
     folded = "" if len(entry["front"]) > FRONT_ROWS_OPEN else " open"
     return (f"<details{folded}><summary>Pareto front of {escape(entry['device'])} {escape(metric)}: "
             f"{len(entry['front'])} of {entry['n']} architectures</summary>{table}</details>")
@@ -181,7 +183,8 @@ def render(numbers: dict[str, Any], figures: list[Figure], out_dir: Path) -> str
     entries = {(e["device"], e["metric"]): e for e in numbers["pareto"]}
     for key, title in SECTIONS:
         parts.append(f'<section id="{key}"><h2>{escape(title)}</h2>')
-        parts.append('<div class="figs">' + "".join(_figure(f, out_dir, entries.get(f.pareto_key))
+        parts.append('<div class="figs">' + "".join(_figure(f, out_dir, entries.get(f.pareto_key),
+                                                            numbers.get("metric_name") or "top1")
                                                     for f in figures if f.section == key) + "</div>")
         parts.append(_section_body(key, numbers))
         parts.append("</section>")

@@ -452,15 +452,8 @@ class Store:
             if r.provenance is not provenance:
                 provenance = r.provenance
                 provenance_text = _dumps(provenance)
-            arch_id, stage, target, run = r.arch_id, r.stage, r.target, r.run
-            if type(arch_id) is str and type(target) is str and type(run) is str:
-                # _key_of_text inline (stage is checked above): a large import stores tens of thousands
-                text = f"[{_quote(arch_id)},{_quote(stage)},{_quote(target)},{settings_canonical}"
-                key = _sha256((f"{text},{_quote(run)}]" if run else f"{text}]").encode()).hexdigest()
-            else:
-                key = _key_of_text(arch_id, stage, target, settings_canonical, run)
-            rows.append((key, arch_id, stage, target, settings_text, _dumps(r.metrics), provenance_text, r.source,
-                         r.created_at, run))
+            rows.append((_key_of_text(r.arch_id, r.stage, r.target, settings_canonical, r.run), r.arch_id, r.stage,
+                         r.target, settings_text, _dumps(r.metrics), provenance_text, r.source, r.created_at, r.run))
         with self.transaction():
             # inside the transaction: a failed or killed insert rolls the dropped indexes back too
             bulk = len(rows) >= _BULK_ROWS and len(rows) > self.count_results()

@@ -347,7 +347,10 @@ class _StopRequest:
 
     @contextlib.contextmanager
     def installed(self):
-        if threading.current_thread() is not threading.main_thread():
+        # not from a thread (signal.signal would raise), and not where SIGINT is ignored: a
+        # job started with & by a script or under nohup is meant to run on through Ctrl-C
+        if threading.current_thread() is not threading.main_thread() or \
+                signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
             yield self
             return
         self._previous = signal.signal(signal.SIGINT, self._handle)

@@ -292,7 +292,10 @@ def test_the_manifest_lists_every_file_with_its_hash(run_cli, imported, store_pa
 # -- kill -9 and Ctrl-C half-way ---------------------------------------------------------------
 
 PAUSING_CLI = textwrap.dedent("""
-    import os, sys, time
+    import os, signal, sys, time
+    # Ctrl-C as from a terminal: a suite started in the background by a non-interactive shell
+    # inherits SIGINT ignored, and Python then leaves it ignored (the test would wait forever)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import {module} as owner
     pause_after = int(os.environ["PAUSE_AFTER"])
     *path, name = "{function}".split(".")
@@ -304,10 +307,7 @@ PAUSING_CLI = textwrap.dedent("""
     def pausing(*args, **kwargs):
         if calls[0] == pause_after:
             print("PAUSED", flush=True)
-            # short sleeps: a SIGINT that lands between the print and a long sleep's system call
-            # would only be seen when that sleep ends (the parent signals as soon as it reads PAUSED)
-            while True:
-                time.sleep(0.05)
+            time.sleep(3600)
         calls[0] += 1
         return original(*args, **kwargs)
 

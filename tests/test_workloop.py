@@ -197,9 +197,18 @@ def test_a_store_that_stays_locked_gets_a_side_file_that_import_takes_back(tmp_p
     assert Path(side).exists()  # the user removes side files, anbench never does
 
 
-def test_ctrl_c_lets_the_current_item_finish_then_stops(tmp_path):
+@pytest.fixture
+def sigint_as_in_a_terminal():
+    """SIGINT with Python's default handler, whatever the suite inherited (a suite started
+    with & by a script inherits it ignored)."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers need the main thread")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_lets_the_current_item_finish_then_stops(tmp_path, sigint_as_in_a_terminal):
     archs = sample(3, seed=9)
     calls = []
 
@@ -213,6 +222,21 @@ def test_ctrl_c_lets_the_current_item_finish_then_stops(tmp_path):
         assert summary.interrupted and calls == [archs[0].id]
         assert [r.arch_id for r in store.results()] == [archs[0].id] and store.leases() == []
         assert "2 not started (interrupted)" in summary.line("measured")
+
+
+def test_an_ignored_sigint_stays_ignored(tmp_path, sigint_as_in_a_terminal):
+    # a job started with & by a script (or under nohup) is meant to run on through Ctrl-C
+    archs = sample(2, seed=9)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def stage(item, ctx):
+        os.kill(os.getpid(), signal.SIGINT)
+        return StageOutput({"throughput_ips_mean": 5.0}, {})
+
+    with Store.open(tmp_path / "s.db") as store:
+        summary = run_items(store, items_for(archs), stage, progress=False)
+        assert not summary.interrupted and len(summary.done) == 2
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_force_adds_runs_beside_the_first(tmp_path):

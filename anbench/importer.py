@@ -180,13 +180,6 @@ def _positive(value: Any) -> bool:
 def _perf(key: str, entry: Any) -> tuple[str, dict[str, Any] | None]:
     """(device, store metrics or None when not measured) of one platform_perf entry."""
     metric, device, keys = _perf_key(key)
-    if type(entry) is dict and tuple(entry) == keys:
-        # the common, valid case in one pass; anything else takes the checks below, which name the problem
-        mean, std = entry[keys[0]], entry[keys[1]]
-        # type first: False == 0, and a boolean std must take the checks below and be refused
-        if _positive(mean) and (std is None or (type(std) in (int, float) and std == 0) or _positive(std)):
-            prefix = STORE_METRIC[metric]
-            return device, {f"{prefix}_mean": mean, f"{prefix}_std": std}
     where = f"platform_perf.{key}"
     entry = _object(where, entry)
     if tuple(entry) != keys:

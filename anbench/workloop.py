@@ -197,8 +197,8 @@ def run_items(store: Store, items: Iterable[WorkItem], stage_fn: StageFn, *, lab
             for key, (item, seen) in list(held.items()):
                 if stop.requested:
                     break
-                now_seen = _heartbeat_of(store, key)
-                if now_seen is not None and now_seen != seen and not _expired(store, key):
+                lease = _lease_row(store, key)
+                if lease is not None and lease["heartbeat_at"] != seen and lease["expires_at"] > time.time():
                     del held[key]  # renewed since we looked: a live worker has it
                     summary.skipped.append((item, "held"))
                     summary.claimed_elsewhere += 1
@@ -225,15 +225,9 @@ def _heartbeat_of(store: Store, key: str) -> float | None:
     return lease["heartbeat_at"] if lease else None
 
 
-def _expired(store: Store, key: str) -> bool:
-    lease = _lease_row(store, key)
-    return lease is None or lease["expires_at"] <= time.time()
-
-
 def _wait_for_leases(store: Store, held: dict, lease_s: float, stop: "_StopRequest") -> None:
     """Wait until the first held lease expires, or a quarter lease (a live worker renews by then)."""
-    leases = [_lease_row(store, key) for key in held]
-    expiries = [lease["expires_at"] for lease in leases if lease is not None]
+    expiries = [lease["expires_at"] for lease in store.leases() if lease["key"] in held]
     wait_s = min([lease_s / 4] + [e - time.time() + 0.01 for e in expiries])
     deadline = time.monotonic() + max(0.0, wait_s)
     while not stop.requested and time.monotonic() < deadline:

@@ -56,7 +56,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from .errors import AnbenchError
 from .searchspace import RECORD_KEYS
@@ -402,12 +402,25 @@ def _manifest_fields(store: Store, fmt: str, summary: ExportSummary) -> dict[str
             "store": {"path": str(store.path), "fingerprint": store.fingerprint()}, "counts": summary.counts()}
 
 
-def _write(store: Store, fmt: str, out_dir: str | os.PathLike, overwrite: bool, summary: ExportSummary,
-           files: list[tuple[str, bytes]]) -> ExportSummary:
+def _write(store: Store, fmt: str, out_dir: str | os.PathLike, overwrite: bool,
+           render: Callable[[Callable[[list[ExportRecord], int], list[ExportRecord]]], Iterator[tuple[str, bytes]]],
+           ) -> ExportSummary:
+    """Write the files ``render(counted)`` yields; ``render`` collects the records and hands
+    them to ``counted`` (with the number of files) before it renders them. write_export_dir
+    checks the target folder, once, before ``render`` runs."""
     from .export_dir import write_export_dir
 
-    summary.files = len(files)
-    placed = write_export_dir(out_dir, files, overwrite, _manifest_fields(store, fmt, summary))
+    summary = ExportSummary(Path(out_dir))
+    fields: dict[str, Any] = {}
+
+    def counted(records: list[ExportRecord], files: int) -> list[ExportRecord]:
+        summary.files, summary.architectures = files, len({r.stored.id for r in records})
+        for record in records:
+            summary.count(record)
+        fields.update(_manifest_fields(store, fmt, summary))  # the store's fingerprint right after the read
+        return records
+
+    placed = write_export_dir(out_dir, render(counted), overwrite, lambda: fields)
     summary.out_dir, summary.replaced = placed.out_dir, placed.replaced
     return summary
 
@@ -423,21 +436,18 @@ def export_anb_json(store: Store, out_dir: str | os.PathLike, overwrite: bool = 
     limits the training results to one dataset (default: the newest of any); ``valid_only``
     leaves INVALID measurements out.
     """
-    from .export_dir import check_target
+    def render(counted) -> Iterator[tuple[str, bytes]]:
+        records = collect_records(store, devices, dataset, valid_only)
+        counted(records, len(records))
+        for index, record in zip(assign_indices(records), records):
+            try:
+                text = _RECORD_JSON.encode(build_record(record))
+            except ValueError as exc:  # NaN/Infinity: not JSON, no reader of the dataset could load it
+                raise AnbenchError(f"architecture {record.stored.id} {record.run or '(own results)'}: a stored "
+                                   f"value is not a finite number ({exc}); nothing was exported") from None
+            yield f"result_{index}.json", text.encode()
 
-    check_target(Path(out_dir), overwrite)  # refuse before the rendering
-    records = collect_records(store, devices, dataset, valid_only)
-    summary = ExportSummary(Path(out_dir), architectures=len({r.stored.id for r in records}))
-    files = []
-    for index, record in zip(assign_indices(records), records):
-        summary.count(record)
-        try:
-            text = _RECORD_JSON.encode(build_record(record))
-        except ValueError as exc:  # NaN/Infinity: not JSON, no reader of the dataset could load it
-            raise AnbenchError(f"architecture {record.stored.id} {record.run or '(own results)'}: a stored value "
-                               f"is not a finite number ({exc}); nothing was exported") from None
-        files.append((f"result_{index}.json", text.encode()))
-    return _write(store, "anb-json", out_dir, overwrite, summary, files)
+    return _write(store, "anb-json", out_dir, overwrite, render)
 
 
 # json.dumps' output (the released files are json.dump output) without NaN/Infinity; built once
@@ -478,15 +488,17 @@ def export_csv(store: Store, out_dir: str | os.PathLike, overwrite: bool = False
                valid_only: bool = False) -> ExportSummary:
     """Write ``out_dir/results.csv``: one row per record (see :func:`csv_columns`); its ``run``
     column tells repeated records of one architecture apart. Folder rules as for anb-json."""
-    from .export_dir import check_target
+    def render(counted) -> Iterator[tuple[str, bytes]]:
+        yield CSV_NAME, _csv_text(counted(collect_records(store, devices, dataset, valid_only), 1))
 
-    check_target(Path(out_dir), overwrite)
-    data = collect_records(store, devices, dataset, valid_only)
+    return _write(store, "csv", out_dir, overwrite, render)
+
+
+def _csv_text(data: list[ExportRecord]) -> bytes:
     header, pairs = csv_columns(data)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    summary = ExportSummary(Path(out_dir), architectures=len({r.stored.id for r in data}))
     extra = task_metric_names(data)
     for item in data:
         info = model_info(item.stored, task_costs(item.train) or item.model_info)
@@ -500,8 +512,7 @@ def export_csv(store: Store, out_dir: str | os.PathLike, overwrite: bool = False
             row += [(item.measures[d].metrics.get("verdict") if d in item.measures else None)
                     for d in _devices_in_order(pairs)]
         writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row])
-        summary.count(item)
-    return _write(store, "csv", out_dir, overwrite, summary, [(CSV_NAME, buffer.getvalue().encode())])
+    return buffer.getvalue().encode()
 
 
 def export(store: Store, fmt: str, out_dir: str | os.PathLike, **options: Any) -> ExportSummary:

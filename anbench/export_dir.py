@@ -34,7 +34,7 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .errors import AnbenchError
 
@@ -220,8 +220,12 @@ def _write_file(path: Path, data: bytes) -> None:
 
 
 def write_export_dir(out_dir: str | os.PathLike, files: Iterable[tuple[str, bytes]], overwrite: bool,
-                     manifest_fields: dict[str, Any]) -> Placed:
-    """Write ``files`` (name, bytes) as the export folder ``out_dir`` (module contract)."""
+                     manifest_fields: dict[str, Any] | Callable[[], dict[str, Any]]) -> Placed:
+    """Write ``files`` (name, bytes) as the export folder ``out_dir`` (module contract).
+
+    ``files`` is iterated only once the target has passed :func:`check_target`, so a
+    generator renders nothing for a refused target; ``manifest_fields`` may be a function,
+    called once every file is written (e.g. counts made while rendering)."""
     out_dir = Path(os.path.abspath(out_dir))  # "." and "x/.." name their folder: the temp folder goes beside it
     if out_dir.is_symlink() and out_dir.is_dir():
         out_dir = out_dir.resolve()  # replace the folder it points to, keep the link
@@ -247,7 +251,8 @@ def write_export_dir(out_dir: str | os.PathLike, files: Iterable[tuple[str, byte
             _write_file(tmp / name, data)
             listed[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         placed.files = len(listed)
-        placed.manifest = {"format": MANIFEST_FORMAT, **manifest_fields, "files": listed}
+        fields = manifest_fields() if callable(manifest_fields) else manifest_fields
+        placed.manifest = {"format": MANIFEST_FORMAT, **fields, "files": listed}
         _write_file(tmp / MANIFEST, json.dumps(placed.manifest, indent=1).encode())
         os.unlink(tmp / _MARKER)
         _place(tmp, out_dir, previous)

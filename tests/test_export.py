@@ -182,6 +182,26 @@ def test_files_an_export_did_not_write_are_never_removed(store, tmp_path):
     assert (out / "result_1.json").read_text() == "{}"
 
 
+@pytest.mark.parametrize("fmt", ["anb-json", "csv"])
+def test_the_folder_is_checked_once_and_before_anything_is_rendered(store, tmp_path, monkeypatch, fmt):
+    from anbench import export, export_dir
+
+    checks, collected, rendered = [], [], []
+    real_check, real_collect, real_costs = export_dir.check_target, export.collect_records, export.task_costs
+    monkeypatch.setattr(export_dir, "check_target", lambda *args: checks.append(args) or real_check(*args))
+    monkeypatch.setattr(export, "collect_records", lambda *args: collected.append(args) or real_collect(*args))
+    monkeypatch.setattr(export, "task_costs", lambda train: rendered.append(train) or real_costs(train))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(AnbenchError, match="no anbench export wrote"):
+        export.export(store, fmt, out)
+    assert len(checks) == 1 and collected == [] and rendered == []  # refused before any store read
+    (out / "notes.txt").unlink()
+    export.export(store, fmt, out)
+    assert len(checks) == 2 and len(collected) == 1 and len(rendered) == 3  # one check more; a record each
+
+
 def test_csv_has_one_row_per_record_with_device_columns(store, tmp_path):
     store.add_result(training(B0, "2024-01-01T00:00:00.000+00:00", 71.25))
     store.add_result(measurement(B0, "cpu", "2024-01-01T00:00:00.000+00:00", throughput=(55.5, 0.5), latency=(20.0, 1.0)))

@@ -296,7 +296,7 @@ class Store:
                 yield self
             except BaseException as exc:
                 self._depth = 0
-                self._rollback()
+                _rollback(self.conn)
                 if isinstance(exc, sqlite3.Error):
                     raise AnbenchError(f"cannot write store {self.path}: {exc}") from None
                 raise
@@ -304,15 +304,8 @@ class Store:
             try:
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._rollback()
+                _rollback(self.conn)
                 raise AnbenchError(f"cannot write store {self.path}: {exc}") from None
-
-    def _rollback(self) -> None:
-        # SQLite rolls back by itself after some failures (a failed COMMIT, a full disk):
-        # a ROLLBACK then would raise "no transaction is active" and hide the real error.
-        if self.conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.execute("ROLLBACK")
 
     # -- architectures ------------------------------------------------------------
 
@@ -696,6 +689,14 @@ def _check_location(path: Path) -> None:
         raise AnbenchError(f"store {path}: directory {parent} is not writable (SQLite needs it for its journal)")
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite rolls back by itself after some failures (a failed COMMIT, a full disk):
+    # a ROLLBACK then would raise "no transaction is active" and hide the real error.
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
 def _unusable(path: Path, why: str) -> AnbenchError:
     return AnbenchError(f"{path} is not a usable anbench store: {why}")
 
@@ -752,9 +753,7 @@ def _prepare(conn: sqlite3.Connection, path: Path, busy_timeout_ms: int = BUSY_T
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
     except sqlite3.DatabaseError as exc:
         raise AnbenchError(f"cannot initialise store {path}: {exc}") from None

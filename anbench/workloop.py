@@ -148,10 +148,10 @@ def run_items(store: Store, items: Iterable[WorkItem], stage_fn: StageFn, *, lab
     def run_one(item: WorkItem) -> bool:
         """Claim and run ``item``; False when the loop must stop (Ctrl-C)."""
         state = _claim(store, item, owner, lease_s, store_patience_s)
-        if state in ("stored", "held"):
-            if state == "held":
-                held[item.key] = (item, _heartbeat_of(store, item.key))
-                return True
+        if state == "held":
+            held[item.key] = (item, _heartbeat_of(store, item.key))
+            return True
+        if state == "stored":
             summary.skipped.append((item, state))
             summary.already_stored += 1
             display.advance()

@@ -197,10 +197,7 @@ def _remove_stale_temps(out_dir: Path) -> None:
 
 
 def _ours(name: str, manifest: dict | None) -> bool:
-    from .export import CSV_NAME, RESULT_FILE
-
-    return bool(RESULT_FILE.match(name)) or name == CSV_NAME or name == MANIFEST or \
-        (manifest is not None and name in manifest["files"])
+    return _listed_name(name) or name == MANIFEST or (manifest is not None and name in manifest["files"])
 
 
 def _alive(pid: int) -> bool:

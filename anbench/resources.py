@@ -12,6 +12,7 @@ allocator traceback or the OOM killer.
 
 from __future__ import annotations
 
+import math
 import os
 
 from .errors import AnbenchError
@@ -67,19 +68,12 @@ def _layer_outputs(arch: Architecture, input_shape: tuple[int, ...], activation:
     return largest, summed, params
 
 
-def _elements(shape: tuple[int, ...]) -> int:
-    count = 1
-    for n in shape:
-        count *= n
-    return count
-
-
 def inference_memory_bytes(arch: Architecture, batch_size: int, input_shape: tuple[int, ...],
                            activation: str = "relu", precision: str = "fp32") -> int:
     """Estimated peak bytes of one forward pass of ``batch_size`` inputs of ``input_shape``."""
     largest, _, params = _layer_outputs(arch, input_shape, activation, "inference")
     width = _BYTES.get(precision, 4)
-    return width * (batch_size * (_elements(input_shape) + _LIVE_MAPS * largest) + params)
+    return width * (batch_size * (math.prod(input_shape) + _LIVE_MAPS * largest) + params)
 
 
 def train_memory_bytes(arch: Architecture, batch_size: int, input_shape: tuple[int, ...],
@@ -93,7 +87,7 @@ def train_memory_bytes(arch: Architecture, batch_size: int, input_shape: tuple[i
     """
     largest, kept, params = _layer_outputs(arch, input_shape, activation, "train")
     width = _BYTES.get(precision, 4)
-    return width * (batch_size * (_elements(input_shape) + kept + _LIVE_MAPS * largest) + 3 * params)
+    return width * (batch_size * (math.prod(input_shape) + kept + _LIVE_MAPS * largest) + 3 * params)
 
 
 def check_batch_fits(arch: Architecture, batch_size: int, input_shape: tuple[int, ...], activation: str = "relu",

@@ -380,23 +380,22 @@ def _legacy_imports(store: Store) -> set[tuple[str, str, str, str]]:
 
 def _rename_conflicting_runs(store: Store, results: list[StageResult]) -> list[str]:
     """Give a record whose file name and architecture match a stored run with other values
-    (e.g. an edited folder imported again) a run of its own, ``<file>@<content hash>``, so
-    neither is lost; the new run names."""
+    (e.g. an edited folder imported again: a value changed, added or set to null) a run of
+    its own, ``<file>@<content hash>``, so neither is lost; the new run names."""
     if not store.results(source=IMPORT_SOURCE, limit=1):  # a first import: nothing to clash with
-        return []
-    keys = [r.key for r in results]
-    stored = store.stored_metrics(keys)
-    clashing = {(r.arch_id, r.run) for r, key in zip(results, keys) if key in stored and stored[key] != r.metrics}
-    if not clashing:
         return []
     by_record: dict[tuple[str, str], list[StageResult]] = {}
     for r in results:
-        if (r.arch_id, r.run) in clashing:
-            by_record.setdefault((r.arch_id, r.run), []).append(r)
+        by_record.setdefault((r.arch_id, r.run), []).append(r)
+    stored = store.stored_runs(IMPORT_SOURCE, set(by_record))
     renamed = []
-    for (_, run), rs in by_record.items():
+    for pair, rs in by_record.items():
+        # the whole record, not only the results it shares with the stored run: an edit that
+        # drops a value stores nothing new, and one that adds a value would merge into it
+        if pair not in stored or stored[pair] == {r.key: r.metrics for r in rs}:
+            continue
         content = canonical_json([[r.stage, r.target, r.metrics] for r in rs])
-        new_run = f"{run}@{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+        new_run = f"{pair[1]}@{hashlib.sha256(content.encode()).hexdigest()[:12]}"
         for r in rs:
             r.run = new_run
         renamed.append(new_run)

@@ -465,15 +465,15 @@ class Store:
                 self.conn.executemany("DELETE FROM leases WHERE key = ?", [(row[0],) for row in rows])
         return added
 
-    def stored_metrics(self, keys: list[str]) -> dict[str, dict]:
-        """``{key: metrics}`` of the given result keys that are stored (absent keys are left out)."""
-        out: dict[str, dict] = {}
+    def stored_runs(self, source: str, runs: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, dict]]:
+        """``{(arch_id, run): {key: metrics}}`` of the stored results of ``source`` whose
+        ``(arch_id, run)`` is in ``runs`` (runs with no stored result are left out)."""
+        out: dict[tuple[str, str], dict[str, dict]] = {}
         with self._lock:
-            for start in range(0, len(keys), 500):  # under SQLite's limit on bound parameters
-                chunk = keys[start:start + 500]
-                marks = ",".join("?" * len(chunk))
-                for key, metrics in self.conn.execute(f"SELECT key, metrics_json FROM results WHERE key IN ({marks})", chunk):
-                    out[key] = json.loads(metrics)
+            for arch_id, run, key, metrics in self.conn.execute(
+                    "SELECT arch_id, run, key, metrics_json FROM results WHERE source = ?", (source,)):
+                if (arch_id, run) in runs:
+                    out.setdefault((arch_id, run), {})[key] = json.loads(metrics)
         return out
 
     def run_counts(self) -> dict[str, int]:

@@ -242,6 +242,31 @@ def test_an_edited_record_imported_again_is_kept_beside_the_first(run_cli, store
     anb.assert_same_json(exported["result_11.json"], edited)  # the edit follows the largest index
 
 
+def _null_a100(record):
+    record["platform_perf"]["throughput_a100"] = {"throughput_mean": None, "throughput_std": None}
+
+
+def _add_zcu102(record):
+    record["platform_perf"]["latency_zcu102"] = {"latency_mean": 3.25, "latency_std": 0.0}
+
+
+@pytest.mark.parametrize("edit", [_null_a100, _add_zcu102], ids=["a-value-set-to-null", "a-value-added"])
+def test_an_edit_that_drops_or_adds_a_value_is_kept_beside_the_first_too(run_cli, store_path, tmp_path, edit):
+    # only values the two share differ in neither case: the whole record must be compared
+    folder = anb.write_dir(tmp_path / "anb", {2: anb.RESULT_2})
+    assert run_cli("import", folder).exit_code == 0
+    edited = anb.copy(anb.RESULT_2)
+    edit(edited)
+    (folder / "result_2.json").write_text(json.dumps(edited))
+    again = run_cli("import", folder)
+    assert again.exit_code == 0 and "kept as runs of their own (result_2.json@" in again.output, again.output
+    assert run_cli("export", "--out", tmp_path / "out").exit_code == 0
+    exported = anb.load_dir(tmp_path / "out")
+    assert sorted(exported) == ["result_2.json", "result_3.json"]
+    anb.assert_same_json(exported["result_2.json"], anb.RESULT_2)
+    anb.assert_same_json(exported["result_3.json"], edited)
+
+
 def test_result_keys_keep_their_definition_when_computed_in_bulk(tmp_path):
     """add_results encodes shared settings once; the keys must stay sha256(canonical JSON of the parts)."""
     import hashlib

@@ -131,12 +131,16 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
 
         # what defines the result; the identity file is a credential's path, not a setting
         option_settings = {k: v for k, v in device_options.items() if k != "identity"} if not options else {}
+        # the request whose settings key the result is the one measured (a compile stored in
+        # between would otherwise change a self-timed device's artifact under the same key)
+        requests: dict[str, MeasureRequest] = {}
         items = []
         for entry in work:
+            request = requests[entry.arch.id] = request_for(entry.arch)
             if self_timed:  # the device's own procedure and batch: the engine's timing does not apply
-                settings = {k: v for k, v in request_for(entry.arch).settings().items() if k != "batch_size"}
+                settings = {k: v for k, v in request.settings().items() if k != "batch_size"}
             else:
-                settings = dict(request_for(entry.arch).settings(), timing=timing, latency=not no_latency)
+                settings = dict(request.settings(), timing=timing, latency=not no_latency)
             if option_settings:
                 settings["device_options"] = option_settings
             if cores:
@@ -145,7 +149,7 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
             items.append(WorkItem(entry.arch, "measure", device_name, settings, run, origin=entry.origin))
 
         def measure_one(item: WorkItem, ctx) -> StageOutput:
-            request = request_for(item.arch)
+            request = requests[item.arch.id]
             started = utc_now()
             if self_timed:  # the device times itself (a remote board running the engine)
                 ctx.status("measuring on the device")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import click
 
@@ -263,7 +262,7 @@ def _compiled_artifact(store, arch_id: str, target: str):
 
 
 def _clamp_threads(threads: int) -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = len(affinity())
     if threads > cpus:
         click.echo(f"warning: --threads {threads} is more than the {cpus} CPUs this process may use; using {cpus}",
                    err=True)

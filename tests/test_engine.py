@@ -175,6 +175,8 @@ def test_a_discard_during_warmup_only_is_fine():
 
     result = run_engine(step, EnginePolicy(min_window_s=0.05, budget_s=600), **FROZEN)
     assert result.verdict == VALID, result.reasons
+    # the first timed window compiled: dropped and recorded, yet no reason (it was warm-up)
+    assert result.discarded == [(0, "compiled")]
 
 
 def test_fixed_schedule_runs_exactly_the_original_procedure():

@@ -124,17 +124,17 @@ class Stream:
         return total
 
 
-def fixed_until(stream_factory, warmup, batches_per_window, target=0.01, start_repeats=3, max_repeats=1 << 16):
-    """Images (in batches) the fixed schedule needs, repeats doubled until its CI is within target."""
+def fixed_until(run, warmup, batches_per_window, target=0.01, start_repeats=3, max_repeats=1 << 16):
+    """(batches consumed, repeats, result) of the fixed schedule, its repeats doubled (up to
+    ``max_repeats``) until its CI is within ``target``; ``run(policy) -> EngineResult``."""
     repeats = start_repeats
     while True:
-        stream = stream_factory()
         policy = EnginePolicy(schedule="fixed", fixed_warmup_units=warmup, fixed_windows=repeats,
                               fixed_units_per_window=batches_per_window, ci_target=target)
-        result = run_engine(stream, policy, clock=lambda: 0.0)
+        result = run(policy)
         if result.rel_halfwidth is not None and result.rel_halfwidth <= target or repeats >= max_repeats:
             return result.units_total, repeats, result
-        repeats *= 2
+        repeats = min(repeats * 2, max_repeats)
 
 
 def cost(args) -> None:
@@ -162,7 +162,8 @@ def cost_synthetic(args) -> None:
                 return Stream(case["seconds"], case["cv"], case["warm"], case["excess"], seed)
 
             adaptive = run_engine(factory(), EnginePolicy(min_window_s=0.05, budget_s=3600), clock=lambda: 0.0)
-            fixed_units, repeats, fixed = fixed_until(factory, **case["fixed"])
+            fixed_units, repeats, fixed = fixed_until(lambda policy: run_engine(factory(), policy, clock=lambda: 0.0),
+                                                      **case["fixed"])
             covered = fixed.ci_low <= case["seconds"] <= fixed.ci_high
             ratios.append(adaptive.units_total / fixed_units)
             originals.append(adaptive.units_total / case.get("original", fixed_units))
@@ -180,14 +181,10 @@ def cost_cpu(args) -> None:
     runner = CpuDevice()
     adaptive = measure(runner, request, EnginePolicy(budget_s=args.seconds * 4), latency=False)
     a = adaptive.results["throughput_ips"]
-    repeats, fixed_result = 5, None
-    while repeats <= args.max_repeats:
-        policy = EnginePolicy(schedule="fixed", fixed_warmup_units=2, fixed_windows=repeats, fixed_units_per_window=3)
-        fixed_result = measure(runner, request, policy, latency=False).results["throughput_ips"]
-        if fixed_result.rel_halfwidth is not None and fixed_result.rel_halfwidth <= 0.01:
-            break
-        repeats *= 2
-    repeats = min(repeats, args.max_repeats)
+    # the 2/5/3 procedure, its repeats doubled until it reaches 1%
+    _, repeats, fixed_result = fixed_until(
+        lambda policy: measure(runner, request, policy, latency=False).results["throughput_ips"],
+        warmup=2, batches_per_window=3, start_repeats=5, max_repeats=args.max_repeats)
     reached = fixed_result.rel_halfwidth is not None and fixed_result.rel_halfwidth <= 0.01
     print(f"(b) cost, real cpu {args.arch} batch {args.batch}: adaptive {a.units_total} batches "
           f"(CI ±{a.rel_halfwidth:.2%}, {a.verdict}) vs fixed 2/{repeats}x3 {fixed_result.units_total} batches "

@@ -91,12 +91,10 @@ def test_engine_discards_a_known_warmup_and_finds_the_mean():
 
 def test_a_slow_first_call_does_not_size_the_windows():
     stream = Stream(base=0.001, cv=0.02, seed=17)
-    calls = []
 
     def step(units):
-        calls.append(units)
         seconds = stream(units)
-        return seconds + (3.0 if len(calls) == 1 else 0.0)  # one-off compile in the first call
+        return seconds + (3.0 if len(stream.calls) == 1 else 0.0)  # one-off compile in the first call
 
     result = run_engine(step, EnginePolicy(min_window_s=0.05, budget_s=600), **FROZEN)
     assert result.units_per_window * 0.001 >= 0.05
@@ -153,13 +151,11 @@ def test_a_permanent_shift_early_enough_is_treated_as_warmup():
 
 def test_windows_with_a_discard_reason_are_dropped_and_counted():
     stream = Stream(base=0.01, cv=0.02, seed=9)
-    calls = []
 
     def step(units):
-        calls.append(units)
         seconds = stream(units)
         # every third timed window "recompiled" and ran 10x slower
-        if len(calls) > 3 and len(calls) % 3 == 0:
+        if len(stream.calls) > 3 and len(stream.calls) % 3 == 0:
             return seconds * 10, "XLA compiled during the window"
         return seconds
 
@@ -172,15 +168,15 @@ def test_windows_with_a_discard_reason_are_dropped_and_counted():
 
 def test_a_discard_during_warmup_only_is_fine():
     stream = Stream(base=0.01, cv=0.02, seed=10)
-    seen = []
 
     def step(units):
-        seen.append(units)
         seconds = stream(units)
-        return (seconds * 5, "compiled") if len(seen) <= 4 else seconds
+        return (seconds * 5, "compiled") if len(stream.calls) <= 4 else seconds
 
     result = run_engine(step, EnginePolicy(min_window_s=0.05, budget_s=600), **FROZEN)
     assert result.verdict == VALID, result.reasons
+    # the first timed window compiled: dropped and recorded, yet no reason (it was warm-up)
+    assert result.discarded == [(0, "compiled")]
 
 
 def test_fixed_schedule_runs_exactly_the_original_procedure():

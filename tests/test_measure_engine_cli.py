@@ -249,6 +249,14 @@ def test_cpu_training_throughput(run_cli, store_path):
     assert result.provenance["device"]["train_optimizer"]["name"] == "sgd"
 
 
+def test_more_threads_than_cpus_are_clamped_and_stored_as_used(run_cli, store_path):
+    out = run_cli("measure", "--device", "cpu", *CPU_SMALL, "--threads", "4096", "--isolate", "0", "--no-latency")
+    assert out.exit_code == 0, out.output
+    assert "warning: --threads 4096 is more than the 1 CPUs this process may use; using 1" in out.output
+    (result,) = results(store_path, "cpu")
+    assert result.settings["threads"] == 1 and result.provenance["device"]["torch_threads"] == 1
+
+
 def test_cpu_refuses_unknown_options(run_cli):
     out = run_cli("measure", "--device", "cpu", *CPU_SMALL, "--option", "cuda_graphs=true")
     assert out.exit_code == 2 and "device cpu takes options channels_last, not cuda_graphs" in out.output

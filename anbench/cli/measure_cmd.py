@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import click
 
@@ -131,12 +130,16 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
 
         # what defines the result; the identity file is a credential's path, not a setting
         option_settings = {k: v for k, v in device_options.items() if k != "identity"} if not options else {}
+        # the request whose settings key the result is the one measured (a compile stored in
+        # between would otherwise change a self-timed device's artifact under the same key)
+        requests: dict[str, MeasureRequest] = {}
         items = []
         for entry in work:
+            request = requests[entry.arch.id] = request_for(entry.arch)
             if self_timed:  # the device's own procedure and batch: the engine's timing does not apply
-                settings = {k: v for k, v in request_for(entry.arch).settings().items() if k != "batch_size"}
+                settings = {k: v for k, v in request.settings().items() if k != "batch_size"}
             else:
-                settings = dict(request_for(entry.arch).settings(), timing=timing, latency=not no_latency)
+                settings = dict(request.settings(), timing=timing, latency=not no_latency)
             if option_settings:
                 settings["device_options"] = option_settings
             if cores:
@@ -145,7 +148,7 @@ def measure_cmd(device_name, arch_specs, from_store, sample_count, sample_seed, 
             items.append(WorkItem(entry.arch, "measure", device_name, settings, run, origin=entry.origin))
 
         def measure_one(item: WorkItem, ctx) -> StageOutput:
-            request = request_for(item.arch)
+            request = requests[item.arch.id]
             started = utc_now()
             if self_timed:  # the device times itself (a remote board running the engine)
                 ctx.status("measuring on the device")
@@ -259,7 +262,7 @@ def _compiled_artifact(store, arch_id: str, target: str):
 
 
 def _clamp_threads(threads: int) -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = len(affinity())
     if threads > cpus:
         click.echo(f"warning: --threads {threads} is more than the {cpus} CPUs this process may use; using {cpus}",
                    err=True)

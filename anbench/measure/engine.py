@@ -168,9 +168,9 @@ class EngineResult:
 
     @property
     def rel_halfwidth(self) -> float | None:
-        if self.mean is None or self.ci_high is None or self.mean <= 0:
+        if self.mean is None or self.ci_high is None:
             return None
-        return (self.ci_high - self.ci_low) / 2 / self.mean
+        return rel_halfwidth(self.mean, self.ci_low, self.ci_high)
 
     @property
     def rate_mean(self) -> float | None:
@@ -286,6 +286,11 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
     return mean, mean - half, mean + half, r1
 
 
+def rel_halfwidth(mean: float, low: float, high: float) -> float | None:
+    """The CI's half-width as a fraction of the mean; None when the mean is not positive."""
+    return (high - low) / 2 / mean if mean > 0 else None
+
+
 def mser_truncation(values: Sequence[float], batch: int = 1) -> int:
     """The number of leading values to drop (MSER-``batch``).
 
@@ -381,7 +386,7 @@ class _Run:
         mean = rel = None
         if len(kept) >= 2:
             mean, low, high, _ = mean_ci(kept, self.policy.confidence)
-            rel = (high - low) / 2 / mean if mean > 0 else None
+            rel = rel_halfwidth(mean, low, high)
         self.on_window(EngineProgress(phase, len(self.windows), len(kept), mean, rel, self.elapsed()))
 
 
@@ -424,18 +429,18 @@ def _summarise(run: _Run, drop: int, kept: list[float], reasons: list[str], unit
         mean, low, high, r1 = mean_ci(kept, policy.confidence)
         std = statistics.stdev(kept) if len(kept) > 1 else None
         median = statistics.median(kept)
-        rel = (high - low) / 2 / mean if mean > 0 else math.inf
-        if len(kept) < 2 or rel > policy.ci_target:
-            shown = f"{rel:.2%}" if len(kept) > 1 else "undefined"
+        rel = rel_halfwidth(mean, low, high)
+        if len(kept) < 2 or rel is None or rel > policy.ci_target:
+            shown = f"{rel:.2%}" if len(kept) > 1 and rel is not None else "undefined"
             reasons.append(f"CI target not reached within budget: ±{shown} > ±{policy.ci_target:.2%} "
                            f"after {len(kept)} windows, {run.elapsed():.1f} s")
     else:
         reasons.append("no window could be kept")
     # discards before the first kept window are warm-up; after it, they cut into the measurement
     first_kept = run.window_index[drop] if drop < len(run.window_index) else math.inf
-    late = [i for i, _ in run.discarded if i > first_kept]
+    late = [reason for i, reason in run.discarded if i > first_kept]
     if kept and len(late) > policy.max_discard_fraction * (len(kept) + len(late)):
-        why = sorted({r for i, r in run.discarded if i > first_kept})
+        why = sorted(set(late))
         reasons.append(f"recompilation during a timed window: {len(late)} of {len(kept) + len(late)} "
                        f"windows discarded ({'; '.join(why)})")
     return EngineResult(
@@ -463,8 +468,8 @@ def _adaptive(run: _Run) -> EngineResult:
             next_check = len(run.windows) + max(1, len(run.windows) // 20)
             run.progress("warm-up" if unsteady or len(kept) < policy.min_windows else "measuring", kept)
             if not unsteady and len(kept) >= policy.min_windows and sum(kept) * units >= policy.min_duration_s:
-                mean, low, high, _ = mean_ci(kept, policy.confidence)
-                if mean > 0 and (high - low) / 2 / mean <= policy.ci_target:
+                rel = rel_halfwidth(*mean_ci(kept, policy.confidence)[:3])
+                if rel is not None and rel <= policy.ci_target:
                     return _summarise(run, drop, kept, [], units)
         if run.elapsed() >= policy.budget_s or attempts + run.calibration >= policy.max_windows:
             drop, kept, unsteady = _assess(run)

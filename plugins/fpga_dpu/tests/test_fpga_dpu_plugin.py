@@ -193,3 +193,30 @@ def test_budget_is_forwarded_to_the_board_and_unused_timing_is_not_stored(vitis,
     both = run_cli("measure", "--device", "zcu102", "--arch", "zcu102-a", "--on-board", "--budget-s", "7",
                    "--option", "budget_s=7")
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_the_artifact_stored_in_the_settings_is_the_one_measured(vitis, run_cli, monkeypatch, tmp_path):
+    """A compile stored while the command runs (another worker) must not change what an
+    already planned measurement runs: the settings that key the result name the artifact used."""
+    from anbench.searchspace import named
+    from anbench.store import StageResult, Store
+
+    db = tmp_path / "anbench.db"
+    late = named("zcu102-b")
+    measured = {}
+
+    def fake_measure(self, request):
+        measured[request.arch.id] = str(request.artifact) if request.artifact else None
+        if len(measured) == 1:  # another worker stores a compile of the other architecture now
+            with Store.open(db) as store:
+                store.add_architecture(late)
+                store.add_result(StageResult(late.id, "compile", "zcu102", {"compiler": "vitis-ai"},
+                                             {"artifact": str(tmp_path / "late.xmodel")}, {}))
+        return {"throughput_ips_mean": 10.0, "latency_ms_mean": 1.0, "verdict": "VALID"}
+
+    monkeypatch.setattr(DpuDevice, "_measure", fake_measure)
+    result = run_cli("measure", "--device", "zcu102", "--arch", "zcu102-a", "--arch", "zcu102-b", "--on-board")
+    assert result.exit_code == 0, result.output
+    with Store.open(db) as store:
+        stored = {r.arch_id: r.settings["artifact"] for r in store.results(stage="measure", target="zcu102")}
+    assert late.id in measured and stored == measured

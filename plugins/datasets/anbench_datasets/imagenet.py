@@ -27,14 +27,6 @@ IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
 _SAID: set[str] = set()
 
 
-def ffcv_installed() -> bool:
-    try:
-        import ffcv  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def say_once(text: str) -> None:
     if text not in _SAID:
         _SAID.add(text)

@@ -133,6 +133,7 @@ def test_train_stores_one_record_per_model_and_skips_them_next_time(run_cli, sto
         assert 0 <= m["val_top1"] <= 100 and m["val_top1"] <= m["val_top5"] <= 100
         assert m["metric_epochs"] == [1] and m["epochs_done"] == 2 and len(m["curves"]) == 2
         assert m["train_time_s"] > 0 and m["val_samples"] == 64
+        assert m["train_time_s"] == sum(c["epoch_time_s"] for c in m["curves"])  # the same clock readings
         assert Path(m["checkpoint"]).is_file() and m["params_m"] > 0 and m["macs_m"] > 0
         assert record.settings["epochs"] == 2 and record.settings["trainer"] == "cpu"
         assert record.settings["precision"] == "fp32" and record.settings["recipe"] == "proxified"

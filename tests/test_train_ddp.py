@@ -58,6 +58,27 @@ def test_a_failure_on_one_rank_reaches_every_rank(tmp_path, mode, expected):
         assert "disk went away" in outcomes[1]["raised"] and "rank 1" in outcomes[1]["raised"]
 
 
+@pytest.mark.slow
+def test_a_rank_failing_under_the_cli_leaves_one_error_line_on_every_rank(tmp_path):
+    # one process per rank, launched by hand: torchrun would SIGTERM rank 0 as soon as rank 1 exits
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cmd = [sys.executable, str(HERE / "helpers" / "ddp_cli_one_rank_fails.py"), "--store", str(tmp_path / "s.db"),
+           "train", "--dataset", "synthetic", "--arch", "smallest", "--epochs", "1", "--max-train-samples", "128",
+           "--max-val-samples", "32", "--batch-size", "16", "--runs-dir", str(tmp_path / "runs")]
+    ranks = [subprocess.Popen(cmd, env=dict(_env(), RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2",
+                                            MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    (_, err0), (_, err1) = [p.communicate(timeout=300) for p in ranks]
+    assert [p.returncode for p in ranks] == [2, 2], err0 + err1
+    # rank 0's stop message to a rank that already left must not replace its own error
+    assert err0.strip() == "error: training failed on another rank (its error is in its own output)", err0
+    assert err1.strip() == "error: training failed on rank 1: OSError: disk went away", err1
+
+
 def test_nproc_is_dropped_from_the_relaunched_command_line():
     from anbench.cli.train_cmd import _without_nproc
 

@@ -126,23 +126,12 @@ class SyntheticDataset:
         return None
 
     def loader(self, request: DataRequest) -> _Loader:
-        import torch
-
         from ..errors import AnbenchError
+        from ..train.sharding import rank_indices
 
         if request.split not in SPLIT_SIZES:
             raise AnbenchError(f"dataset synthetic has splits {', '.join(SPLIT_SIZES)}, not '{request.split}'")
-        n = SPLIT_SIZES[request.split]
-        if request.max_samples is not None:
-            n = min(n, request.max_samples)
-        if request.split == "train":
-            generator = torch.Generator().manual_seed(request.seed * 100_003 + request.epoch)
-            order = torch.randperm(n, generator=generator)
-            per_rank = n // request.world_size  # equal step counts on every rank
-            indices = order[request.rank * per_rank:(request.rank + 1) * per_rank]
-        else:
-            indices = torch.arange(request.rank, n, request.world_size)
-        return _Loader(request, indices)
+        return _Loader(request, rank_indices(request, SPLIT_SIZES[request.split]))
 
     def evaluate(self, outputs, targets, groups=None) -> dict[str, float]:
         from ..train.metrics import topk_accuracy

@@ -135,8 +135,10 @@ def train_cmd(ctx, dataset_name, arch_specs, from_store, sample_count, sample_se
         store = app().store()
         summary = run_items(store, items, stage, label=f"training on {dataset_name}",
                             describe=_describe if fmt == "table" else None)
-    finally:
-        stop_followers()
+    except BaseException:
+        stop_followers(quietly=True)
+        raise
+    stop_followers()
     distributed.shutdown()
     if fmt == "json":
         print_json([_row(item, output.metrics) for item, output in summary.done]

@@ -202,8 +202,8 @@ class Loop:
                 error = str(failed)
                 elapsed_s += time.perf_counter() - started
                 break
-            elapsed_s += time.perf_counter() - started
             row["epoch_time_s"] = time.perf_counter() - started
+            elapsed_s += row["epoch_time_s"]
             curves.append(row)
             if self.dist.is_main:
                 checkpoint.save(self.request.run_dir, {

@@ -158,6 +158,13 @@ def follow(stage: TrainStage) -> None:
         stage.train(item, seeds)
 
 
-def stop_followers() -> None:
+def stop_followers(quietly: bool = False) -> None:
+    """Send the other ranks out of :func:`follow`. ``quietly`` (rank 0 is already failing): a
+    rank that failed in the same training and has exited (gloo: "Connection closed by peer")
+    is no second error, so the error that ended the run is the one reported."""
     if distributed.info().active and distributed.info().is_main:
-        distributed.broadcast(("stop", None, None))
+        try:
+            distributed.broadcast(("stop", None, None))
+        except RuntimeError:  # torch.distributed.DistBackendError is one
+            if not quietly:
+                raise

@@ -10,7 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-from anbench.builtin.synthetic import SyntheticDataset
+from rank_one_breaks import BreaksOnRankOne
+
 from anbench.errors import AnbenchError
 from anbench.plugin_types import TrainRequest
 from anbench.searchspace import named
@@ -19,33 +20,9 @@ from anbench.train.cpu_trainer import CpuTrainer
 
 MODE, OUT = sys.argv[1], Path(sys.argv[2])
 
-
-class BreaksOnRankOne(SyntheticDataset):
-    def loader(self, request):
-        batches = super().loader(request)
-        if request.split != "train" or request.rank != 1:
-            return batches
-        return _Breaking(batches)
-
-
-class _Breaking:
-    def __init__(self, inner):
-        self.inner = inner
-
-    def __len__(self):
-        return len(self.inner)
-
-    def __iter__(self):
-        for step, (images, labels) in enumerate(self.inner):
-            if step == 2:
-                if MODE == "error":
-                    raise OSError("disk went away")
-                images = images * float("nan")
-            yield images, labels
-
-
 info = distributed.init_from_env("gloo")
 dataset = BreaksOnRankOne()
+dataset.mode = MODE
 eff = recipe.effective("proxified", dataset.recipe_defaults, {},
                        {"epochs": 1, "batch_size": 16, "max_train_samples": 128, "max_val_samples": 32})
 request = TrainRequest(named("smallest"), "synthetic", CpuTrainer().resolve(eff), OUT / f"run{info.rank}", seed=1,

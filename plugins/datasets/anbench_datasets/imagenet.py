@@ -27,14 +27,6 @@ IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
 _SAID: set[str] = set()
 
 
-def ffcv_installed() -> bool:
-    try:
-        import ffcv  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def say_once(text: str) -> None:
     if text not in _SAID:
         _SAID.add(text)
@@ -55,16 +47,9 @@ def image_folder(folder: Path, split: str) -> Path | None:
 
 
 def indices_for(request: DataRequest, n: int) -> list[int]:
-    import torch
+    from anbench.train.sharding import rank_indices
 
-    if request.max_samples is not None:
-        n = min(n, request.max_samples)
-    if request.split == "train":
-        generator = torch.Generator().manual_seed(request.seed * 100_003 + request.epoch)
-        order = torch.randperm(n, generator=generator).tolist()
-        share = n // request.world_size
-        return order[request.rank * share:(request.rank + 1) * share]
-    return list(range(request.rank, n, request.world_size))
+    return rank_indices(request, n).tolist()
 
 
 class _Batches:

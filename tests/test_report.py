@@ -251,6 +251,8 @@ def test_report_writes_real_figures_and_a_self_contained_page(run_cli, small_sto
                 "macs_vs_speed", "params_vs_speed", "correlation_matrix", "distributions", "measurement_quality",
                 "coverage", "training_curves"}
     assert {Path(f).stem for f in numbers["figures"]} == expected
+    mode = {path.name: path.stat().st_mode & 0o777 for path in out.iterdir()}
+    assert mode["report.json"] == mode["index.html"] == mode["coverage.png"]  # shared like the figures, not 0600
     sizes = dict(re.findall(r'<figure id="fig-([\w.-]+)"><img src="data:image/png;base64,[^"]+" alt="[^"]*" '
                             r'(width="\d+" height="\d+")', html))
     assert set(sizes) == expected  # every figure is inline in the page

@@ -219,7 +219,8 @@ def correlation_figure(writer: Writer, correlations: dict[str, Any]) -> None:
 
 def distribution_figure(writer: Writer, data: ReportData) -> None:
     plt = _plt()
-    series = [(data.accuracy.label, data.accuracy.mean_by_arch(), "%")]
+    # top-1 is in %; macro-F1, AUROC ... are fractions: the axis names the metric instead
+    series = [(data.accuracy.label, data.accuracy.mean_by_arch(), data.accuracy.unit or data.metric_name)]
     series += [(c.label, c.mean_by_arch(), pretty(c.metric)) for c in data.columns]
     fig, axes = _grid(plt, len(series), height=2.8)
     for ax, (label, values, unit) in zip(axes, series):

@@ -134,13 +134,6 @@ class ReportData:
     # "<stage> <target>" -> {"groups", "used", "results_left_out"}: only where settings are mixed
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def column(self, device: str, metric: str) -> DeviceColumn | None:
-        return next((c for c in self.columns if c.device == device and c.metric == metric), None)
-
-    @property
-    def devices(self) -> list[str]:
-        return list(dict.fromkeys(c.device for c in self.columns))
-
 
 def task_metric(metrics: dict) -> tuple[str, float | None]:
     """(metric name, value) of a training record: its own task metric, not always top-1."""

@@ -250,9 +250,12 @@ class TrainResult:
 
 
 class Trainer(Availability, Protocol):
-    """Hardware that runs the training loop. ``describe()`` gives provenance facts (no secrets)."""
+    """Hardware that runs the training loop. See :func:`anbench.hookspecs.register_trainers`.
 
-    def describe(self) -> dict[str, Any]: ...
+    Optional members the core uses when present: ``describe() -> dict`` (provenance facts,
+    no secrets) and ``resolve(recipe) -> recipe`` (fills the ``auto`` knobs with what this
+    trainer will really use, rejecting what it cannot do).
+    """
 
     def train(self, request: TrainRequest) -> TrainResult: ...
 

@@ -174,13 +174,7 @@ class BlockConfig:
 _MISSING = object()
 
 
-def _record_choices() -> dict[str, tuple[type, frozenset]]:
-    return {f"block{b}_{f}": (bool if f == "se" else int, frozenset(_choices_for(b, f)))
-            for b in range(NUM_BLOCKS) for f in FIELDS}
-
-
-_RECORD_CHOICES = _record_choices()
-_RECORD_TYPES = tuple(kind for kind, _ in _RECORD_CHOICES.values())
+_RECORD_TYPES = tuple(bool if f == "se" else int for _ in range(NUM_BLOCKS) for f in FIELDS)  # RECORD_KEYS order
 _E_SET, _K_SET = frozenset(EXPANSION_CHOICES), frozenset(KERNEL_CHOICES)
 _L_SET, _L5_SET = frozenset(layer_choices(0)), frozenset(layer_choices(5))
 

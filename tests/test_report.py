@@ -251,6 +251,8 @@ def test_report_writes_real_figures_and_a_self_contained_page(run_cli, small_sto
                 "macs_vs_speed", "params_vs_speed", "correlation_matrix", "distributions", "measurement_quality",
                 "coverage", "training_curves"}
     assert {Path(f).stem for f in numbers["figures"]} == expected
+    mode = {path.name: path.stat().st_mode & 0o777 for path in out.iterdir()}
+    assert mode["report.json"] == mode["index.html"] == mode["coverage.png"]  # shared like the figures, not 0600
     sizes = dict(re.findall(r'<figure id="fig-([\w.-]+)"><img src="data:image/png;base64,[^"]+" alt="[^"]*" '
                             r'(width="\d+" height="\d+")', html))
     assert set(sizes) == expected  # every figure is inline in the page
@@ -405,6 +407,29 @@ def test_ecg_and_deepsea_records_are_reported_by_their_own_task_metric(run_cli, 
     assert numbers["dataset"] == "ecg" and numbers["metric_name"] == "macro_f1"
     assert numbers["distributions"]["accuracy"]["mean"] == pytest.approx(0.45)
     assert numbers["pareto"][0]["n"] == 4
+
+
+@pytest.mark.parametrize("dataset, metric_name, axis", [("ecg", "macro_f1", "macro_f1"), ("imagenet", "top1", "%")])
+def test_the_accuracy_histogram_axis_names_the_task_metric_not_a_percentage(store_path, tmp_path, dataset,
+                                                                           metric_name, axis):
+    from anbench.report.data import gather
+    from anbench.report.figures import Writer, distribution_figure
+
+    with Store.open(store_path) as store:
+        for i, arch in enumerate(sample(4, seed=3)):
+            store.add_architecture(arch, {"source": "test"})
+            store.add_result(StageResult(arch.id, "train", dataset, {}, {
+                "metric_name": metric_name, "metric": 0.3 + 0.1 * i}, dict(PROV)))
+        data = gather(store)
+
+    class Peek(Writer):  # the axis label as drawn, read before the figure is closed
+        def save(self, fig, *args, **kwargs):
+            self.xlabel = fig.axes[0].get_xlabel()
+            super().save(fig, *args, **kwargs)
+
+    writer = Peek(tmp_path)
+    distribution_figure(writer, data)
+    assert data.metric_name == metric_name and writer.xlabel == axis
 
 
 def test_the_pareto_table_names_the_task_metric_not_a_percentage():

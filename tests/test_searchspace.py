@@ -31,6 +31,8 @@ def test_space_size_matches_spec():
 @pytest.mark.parametrize("key, value, fragment", [
     ("block2_k", 7, "block2_k=7 is not allowed; block2_k must be one of 3, 5"),
     ("block0_l", 4, "block0_l=4 is not allowed; block0_l must be one of 1, 2, 3"),
+    ("block6_l", 4, "block6_l=4 is not allowed; block6_l must be one of 1, 2, 3"),  # block5 alone allows 4
+    ("block5_l", 5, "block5_l=5 is not allowed; block5_l must be one of 1, 2, 3, 4"),
     ("block1_e", 2, "block1_e must be one of 1, 4, 6"),
     ("block3_se", "True", 'block3_se="True" is not allowed'),
     ("block3_se", 1, "block3_se=1 is not allowed"),

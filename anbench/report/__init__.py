@@ -45,13 +45,6 @@ def _prepare(out_dir: Path) -> None:
         raise AnbenchError(f"--out directory {out_dir} is not writable")
 
 
-def _readable(path: Path) -> None:
-    # write_atomic's temp file is private (0600); a report is meant to be shared like the PNGs next to it
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def write_report(store, out_dir: str | os.PathLike, devices: Iterable[str] | None = None,
                  dataset: str | None = None) -> ReportSummary:
     from ..export import write_atomic
@@ -70,8 +63,7 @@ def write_report(store, out_dir: str | os.PathLike, devices: Iterable[str] | Non
         raise AnbenchError(f"cannot write figures into {out_dir}: {exc.strerror or exc}") from None
     numbers["figures"] = [f"{f.name}.png" for f in figures]
     index = out_dir / "index.html"
-    pages = ((out_dir / "report.json", json.dumps(numbers, indent=1)), (index, render(numbers, figures, out_dir)))
-    for path, text in pages:
-        write_atomic(path, text)
-        _readable(path)
+    # write_atomic gives the files the umask's mode, like the figures beside them
+    write_atomic(out_dir / "report.json", json.dumps(numbers, indent=1))
+    write_atomic(index, render(numbers, figures, out_dir))
     return ReportSummary(out_dir, index, figures, numbers)

@@ -134,13 +134,6 @@ class ReportData:
     # "<stage> <target>" -> {"groups", "used", "results_left_out"}: only where settings are mixed
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def column(self, device: str, metric: str) -> DeviceColumn | None:
-        return next((c for c in self.columns if c.device == device and c.metric == metric), None)
-
-    @property
-    def devices(self) -> list[str]:
-        return list(dict.fromkeys(c.device for c in self.columns))
-
 
 def task_metric(metrics: dict) -> tuple[str, float | None]:
     """(metric name, value) of a training record: its own task metric, not always top-1."""
@@ -153,11 +146,12 @@ def _settings_key(settings: Any) -> str:
     return json.dumps(settings, sort_keys=True, default=str)
 
 
-def _main_settings(usable: Iterable[Any]) -> dict[tuple[str, str], str]:
-    """(stage, target) -> the settings key shared by the most architectures among ``usable``."""
+def _main_settings(usable: Iterable[tuple[Any, str]]) -> dict[tuple[str, str], str]:
+    """(stage, target) -> the settings key shared by the most architectures among ``usable``
+    ((result, settings key) pairs)."""
     archs: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for r in usable:
-        archs[(r.stage, r.target)][_settings_key(r.settings)].add(r.arch_id)
+    for r, key in usable:
+        archs[(r.stage, r.target)][key].add(r.arch_id)
     return {cell: max(sorted(groups), key=lambda key: len(groups[key])) for cell, groups in archs.items()}
 
 
@@ -258,18 +252,20 @@ def gather(store, devices: Iterable[str] | None = None, dataset: str | None = No
         return r.stage == "measure" and r.target in wanted and \
             any(_number(r.metrics.get(f"{m}_mean")) is not None for m in SPEED_METRICS)
 
-    main = _main_settings(r for r in results if plotted(r))
+    # (result, settings key, plotted): each computed once, the loops below read them again
+    rows = [(r, _settings_key(r.settings), plotted(r)) for r in results]
+    main = _main_settings((r, key) for r, key, shown in rows if shown)
     mixed: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in results:
+    for r, key, shown in rows:
         cell = (r.stage, r.target)
-        if plotted(r) and _settings_key(r.settings) != main[cell]:
+        if shown and key != main[cell]:
             entry = mixed.setdefault(cell, {"groups": set(), "used": json.loads(main[cell]), "results_left_out": 0})
-            entry["groups"].add(_settings_key(r.settings))
+            entry["groups"].add(key)
             entry["results_left_out"] += 1
     counts: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {"archs": set(), "results": 0, "failed": 0})
     failures = []
     curves = []
-    for r in results:
+    for r, key, _ in rows:
         verdict = r.metrics.get("verdict")
         cell = counts[(r.stage, r.target)]
         cell["results"] += 1
@@ -278,7 +274,7 @@ def gather(store, devices: Iterable[str] | None = None, dataset: str | None = No
             failures.append(Failure(r.arch_id, r.stage, r.target, r.run, str(verdict), _reason(r.metrics)))
             continue
         cell["archs"].add(r.arch_id)
-        if (r.stage, r.target) in main and _settings_key(r.settings) != main[(r.stage, r.target)]:
+        if (r.stage, r.target) in main and key != main[(r.stage, r.target)]:
             continue  # another recipe or measurement setup: not a repeat of the plotted runs
         if r.stage == "train" and r.target == chosen_dataset:
             name, value = task_metric(r.metrics)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .analysis import MIN_POINTS, paired, repeat_spread
-from .data import DeviceColumn, ReportData
+from .data import CURVE_KEYS, DeviceColumn, ReportData
 
 DPI = 100
 FRONT_COLOR = "#d62728"
@@ -219,7 +219,8 @@ def correlation_figure(writer: Writer, correlations: dict[str, Any]) -> None:
 
 def distribution_figure(writer: Writer, data: ReportData) -> None:
     plt = _plt()
-    series = [(data.accuracy.label, data.accuracy.mean_by_arch(), "%")]
+    # top-1 is in %; macro-F1, AUROC ... are fractions: the axis names the metric instead
+    series = [(data.accuracy.label, data.accuracy.mean_by_arch(), data.accuracy.unit or data.metric_name)]
     series += [(c.label, c.mean_by_arch(), pretty(c.metric)) for c in data.columns]
     fig, axes = _grid(plt, len(series), height=2.8)
     for ax, (label, values, unit) in zip(axes, series):
@@ -260,7 +261,7 @@ def quality_figure(writer: Writer, data: ReportData) -> None:
     has_ci = any(c.ci_rel_width for c in data.columns)
     rows = max(1, len(data.columns))
     panels = 4 if has_ci else 3
-    fig, axes = plt.subplots(panels, 1, figsize=(8.0, sum(_box_height(n) for n in (rows,) * (panels - 1)) + 1.6),
+    fig, axes = plt.subplots(panels, 1, figsize=(8.0, (panels - 1) * _box_height(rows) + 1.6),
                              dpi=DPI, layout="constrained",
                              height_ratios=[_box_height(rows)] * (panels - 1) + [_box_height(1)])
     axes = list(axes)
@@ -297,8 +298,6 @@ MAX_CURVES = 300
 
 def curves_figure(writer: Writer, data: ReportData) -> None:
     """Per-epoch training curves, one thin line per training run (an even sample when many)."""
-    from .data import CURVE_KEYS
-
     plt = _plt()
     curves = data.curves
     if len(curves) > MAX_CURVES:

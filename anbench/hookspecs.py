@@ -88,7 +88,7 @@ def register_compilers(register):
 
 @hookspec
 def register_trackers(register):
-    """Register experiment trackers (wandb, ...) that ``anbench train --<name>`` turns on.
+    """Register experiment trackers (wandb, ...) that ``anbench train --track <name>`` turns on.
 
     :param register: call ``register(tracker)`` once per tracker. ``tracker`` implements
         :class:`anbench.plugin_types.Tracker`: ``name``, ``summary``, ``availability()``,

@@ -9,6 +9,9 @@ versions take the same path as for a pip-installed plugin.
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -407,3 +410,47 @@ def test_a_plugin_raising_anbench_error_at_import_is_a_load_error_not_a_dead_cli
     host = site.host()
     assert [(e.plugin, e.error) for e in host.errors] == [("grumpy", "AnbenchError: grumpy needs GRUMPY_HOME")]
     assert host.registry.device("cpu")
+
+
+TRACKER_THAT_WRITES = '''
+import json, os
+
+class Tracker:
+    name = "filetracker"
+    summary = "writes what it is told to $FILETRACKER_LOG"
+    def availability(self):
+        return None
+    def _log(self, *entry):
+        with open(os.environ["FILETRACKER_LOG"], "a") as handle:
+            handle.write(json.dumps(entry) + "\\n")
+    def start(self, run):
+        self._log("start", run.group is not None, sorted(run.options))
+        return run.name
+    def log_epoch(self, handle, row):
+        self._log("epoch", row["epoch"])
+    def finish(self, handle, metrics, checkpoint):
+        self._log("finish", metrics["verdict"], checkpoint is not None)
+
+@hookimpl
+def register_trackers(register):
+    register(Tracker())
+'''
+
+
+@pytest.mark.slow
+def test_train_turns_on_a_third_party_tracker_with_track(site, tmp_path):
+    # a tracker registered by an installed distribution, driven by a real `anbench train`
+    site.install("filetrack", TRACKER_THAT_WRITES)
+    log = tmp_path / "tracker.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site.root), os.environ.get("PYTHONPATH", "")]),
+           "ANBENCH_LOAD_PLUGINS": "filetrack", "FILETRACKER_LOG": str(log), "OMP_NUM_THREADS": "1"}
+    anbench = str(Path(sys.executable).with_name("anbench"))
+    train = [anbench, "--store", str(tmp_path / "s.db"), "train", "--dataset", "synthetic", "--arch", "smallest",
+             "--epochs", "2", "--max-train-samples", "64", "--max-val-samples", "32", "--batch-size", "32"]
+    done = subprocess.run([*train, "--track", "filetracker"], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert entries == [["start", True, []], ["epoch", 0], ["epoch", 1], ["finish", "VALID", True]]
+    unknown = subprocess.run([*train, "--track", "nope"], capture_output=True, text=True, env=env, timeout=600)
+    assert unknown.returncode == 2
+    assert unknown.stderr == "error: --track nope needs the nope tracker plugin (registered trackers: filetracker)\n"

@@ -212,7 +212,9 @@ def resolve_work_archs(arch_specs, from_store: bool, sample_count: int | None, s
 def usable_tracker(plugins, name: str, needed_for: str):
     """The registered tracker ``name`` when it can run here; AnbenchError (one line) otherwise."""
     if name not in plugins.registry.items["trackers"]:
-        raise AnbenchError(f"{needed_for} needs the {name} tracker plugin: pip install -e plugins/{name}_tracker")
+        known = ", ".join(sorted(plugins.registry.items["trackers"])) or "none"
+        hint = f"pip install -e plugins/{name}_tracker" if name == "wandb" else f"registered trackers: {known}"
+        raise AnbenchError(f"{needed_for} needs the {name} tracker plugin ({hint})")
     tracker = plugins.registry.tracker(name)
     reason = tracker.availability()
     if reason:

@@ -48,14 +48,17 @@ def _knob_options(func):
               "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes for DDP on this node: relaunches this command under torchrun.")
-@click.option("--wandb", "use_wandb", is_flag=True, help="Track every model as a wandb run (key from WANDB_API_KEY or netrc).")
+@click.option("--track", "track_names", multiple=True, metavar="NAME",
+              help="Track every model with the registered tracker NAME (repeatable; `anbench plugins` lists them).")
+@click.option("--wandb", "use_wandb", is_flag=True, help="Track every model as a wandb run (key from WANDB_API_KEY or netrc); "
+              "--track wandb with the two options below.")
 @click.option("--wandb-project", default="anbench", show_default=True, help="wandb project.")
 @click.option("--wandb-entity", default=None, help="wandb entity (team or user).")
 @format_option("table", "json")
 @click.pass_context
 def train_cmd(ctx, dataset_name, arch_specs, from_store, sample_count, sample_seed, sample_start, repeats, trainer_name,
               recipe_name, config_path, set_items, epochs, batch_size, lr, max_train_samples, max_val_samples,
-              data_dir, runs_dir, shard, nproc, use_wandb, wandb_project, wandb_entity, fmt):
+              data_dir, runs_dir, shard, nproc, track_names, use_wandb, wandb_project, wandb_entity, fmt):
     """Train architectures on a dataset; store one training record per model.
 
     Each record holds the task metric (top-1/top-5 for images) and the epoch it comes
@@ -108,7 +111,7 @@ def train_cmd(ctx, dataset_name, arch_specs, from_store, sample_count, sample_se
     stage = TrainStage(
         dataset=dataset, trainer=trainer, data_dir=data_path,
         runs_root=Path(runs_dir) if runs_dir else store_path.parent / f"{store_path.stem}-runs",
-        trackers=_trackers(plugins, use_wandb, wandb_project, wandb_entity) if dist.is_main else [],
+        trackers=_trackers(plugins, track_names, use_wandb, wandb_project, wandb_entity) if dist.is_main else [],
         group=f"sweep-{dataset_name}-seed{run_seed}", plugin_versions=plugins.versions(),
     )
     if not dist.is_main:
@@ -177,12 +180,15 @@ def _parse_shard(shard: str | None) -> tuple[int, int]:
     return i, n
 
 
-def _trackers(plugins, use_wandb: bool, project: str, entity: str | None) -> list:
+def _trackers(plugins, track_names: tuple[str, ...], use_wandb: bool, project: str, entity: str | None) -> list:
+    """The trackers turned on: each ``--track NAME`` once, ``--wandb`` as ``--track wandb``;
+    the ``--wandb-*`` options are wandb's, any other tracker gets no options."""
     from ..train.stage import ActiveTracker
 
-    if not use_wandb:
-        return []
-    return [ActiveTracker(usable_tracker(plugins, "wandb", "--wandb"), {"project": project, "entity": entity})]
+    names = dict.fromkeys([*track_names, *(["wandb"] if use_wandb else [])])
+    return [ActiveTracker(usable_tracker(plugins, name, "--wandb" if name == "wandb" and use_wandb else f"--track {name}"),
+                          {"project": project, "entity": entity} if name == "wandb" else {})
+            for name in names]
 
 
 def _relaunch_under_torchrun(nproc: int) -> None:

@@ -13,6 +13,7 @@ environment variable ``ANBENCH_SSH_CONFIG`` (passed as ``ssh -F``).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -153,8 +154,12 @@ class RemoteSession:
         self._models: set[str] = set()
 
     def deploy(self, xmodel: Path) -> str:
-        """Copy the runner (first time) and ``xmodel``; return its path relative to the remote dir."""
-        name = xmodel.name
+        """Copy the runner (first time) and ``xmodel`` (each content once); return its path
+        relative to the remote dir."""
+        # named by content: two compiles of one architecture (other settings, other work
+        # folders) share a file name, and the second must not run the first's copy
+        digest = hashlib.sha256(xmodel.read_bytes()).hexdigest()[:12]
+        name = f"{xmodel.stem}-{digest}{xmodel.suffix}"
         with tempfile.TemporaryDirectory(prefix="anbench-dpu-") as tmp:
             stage = Path(tmp)
             paths = []

@@ -5,6 +5,7 @@ export: the acceptance path of the DPU issue."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -36,7 +37,7 @@ def test_compile_measure_over_ssh_and_export(ssh_env, run_cli, tmp_path):
 
     # what ran on the board: the copied runner with the copied engine, never anbench
     assert (board.work / "anbench_fpga_dpu" / "board_runner.py").is_file()
-    assert sorted(p.name for p in (board.work / "models").iterdir()) == [
+    assert sorted(re.sub(r"-[0-9a-f]{12}\.xmodel$", ".xmodel", p.name) for p in (board.work / "models").iterdir()) == [
         f"anb_{a}_{t}.xmodel" for a, t in sorted((_arch_id(), t) for t in ("vck190", "zcu102"))]
     from anbench.store import Store
 
@@ -88,3 +89,20 @@ def test_a_changed_host_key_is_refused(ssh_env, run_cli, tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert result.output.startswith("error: ssh ") and "Host key verification failed" in result.output
     assert result.output.count("\n") == 1
+
+
+def test_two_xmodels_of_one_name_each_reach_the_board(ssh_env, tmp_path):
+    # two compiles of one architecture (other settings, other work folders) share a file name:
+    # one session must copy each, and run each on its own copy
+    from anbench_fpga_dpu.remote import RemoteSession, SshBoard
+
+    board = ssh_env
+    session = RemoteSession(SshBoard.parse(board.host, board.identity), str(board.work), board.python)
+    first, second = tmp_path / "a" / "anb_x_zcu102.xmodel", tmp_path / "b" / "anb_x_zcu102.xmodel"
+    for path, content in ((first, b"first compile"), (second, b"second compile")):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    remote = [session.deploy(first), session.deploy(second), session.deploy(first)]
+    assert remote[0] != remote[1] and remote[2] == remote[0]
+    assert (board.work / remote[0]).read_bytes() == b"first compile"
+    assert (board.work / remote[1]).read_bytes() == b"second compile"
